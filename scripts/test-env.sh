@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs, idempotently, every real component lagwatch's tests start:
+# tansu (Kafka-protocol broker), nats-server, prometheus + promtool,
+# prometheus-alertmanager, and the build's C dependencies.
+# Runs as root on Debian 12; skips whatever is already present.
+set -euo pipefail
+
+log() { printf 'test-env: %s\n' "$*" >&2; }
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+
+have gcc || need_apt+=(gcc)
+have make || need_apt+=(make)
+have pkg-config || need_apt+=(pkg-config)
+[ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
+have nats-server || need_apt+=(nats-server)
+have prometheus || need_apt+=(prometheus)
+have promtool || need_apt+=(prometheus)
+have prometheus-alertmanager || need_apt+=(prometheus-alertmanager)
+have curl || need_apt+=(curl)
+
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d keeps the packages' services from starting: tests run their own.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+# tansu: a Kafka-protocol broker in Rust; the storage features are not default.
+TANSU_VERSION=0.6.0
+export PATH="$HOME/.cargo/bin:$PATH"
+if tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  :
+else
+  log "installing tansu $TANSU_VERSION with cargo (about 10 minutes on 2 cores)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --quiet
+fi
+
+for tool in tansu nats-server prometheus promtool prometheus-alertmanager; do
+  have "$tool" || { log "ERROR: $tool still missing after install"; exit 1; }
+done
+log "ready: $(tansu --version 2>&1 | head -n1); nats-server $(nats-server --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1)"

@@ -1,0 +1,144 @@
+//! lagwatch watches how far event consumers are behind their streams, for Kafka
+//! consumer groups and NATS JetStream consumers, in one process.
+//!
+//! Data flow (one owner per piece of state):
+//! sources (one task per configured source) send [`model::PollBatch`]es over a
+//! bounded channel to the [`engine`], the sole owner of history, which publishes an
+//! immutable [`engine::Snapshot`] on a watch channel read by the [`http`] server.
+//! Shutdown runs the flow backwards: stop sources, drain the engine, stop HTTP.
+
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod source;
+pub mod telemetry;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+pub use error::Error;
+
+/// Poll batches waiting for the engine. Small: a source waits (backpressure)
+/// rather than the engine falling behind with a growing queue.
+const BATCH_QUEUE: usize = 16;
+
+/// Runs the daemon until `shutdown` completes, then stops in order within
+/// `config.shutdown_timeout`.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let addr = config.http.listen_addr().map_err(|message| {
+        Error::Config(config::ConfigError {
+            file: "config".into(),
+            problems: vec![config::Problem {
+                path: "http.listen".into(),
+                line: None,
+                message,
+            }],
+        })
+    })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    run_with_listener(config, listener, shutdown).await
+}
+
+/// As [`run`], on a listener the caller bound (tests bind 127.0.0.1:0).
+pub async fn run_with_listener(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let local = listener.local_addr().map_err(Error::Http)?;
+    let ids = source::ids(&config);
+    let (engine, snapshots) = engine::Engine::new(&ids);
+    let (tx, rx) = mpsc::channel(BATCH_QUEUE);
+
+    let stop_sources = CancellationToken::new();
+    let stop_http = CancellationToken::new();
+    let mut sources = tokio::task::JoinSet::new();
+    for s in &config.sources {
+        let task = source::spawn(&config, s, tx.clone(), stop_sources.child_token());
+        sources.spawn(task);
+    }
+    drop(tx);
+    let engine_task = tokio::spawn(engine.run(rx));
+
+    let app = http::router(http::AppState { snapshots });
+    let http_stop = stop_http.clone();
+    let mut http_task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .await
+    });
+    tracing::info!("listening on http://{local}");
+
+    let outcome = tokio::select! {
+        () = shutdown => Ok(()),
+        res = &mut http_task => Err(match res {
+            Ok(Ok(())) => Error::Task("HTTP server stopped".into()),
+            Ok(Err(e)) => Error::Http(e),
+            Err(e) => Error::Task(format!("HTTP server: {e}")),
+        }),
+    };
+    tracing::info!("shutting down: stopping sources");
+    let deadline = config.shutdown_timeout.get();
+    let ordered = async {
+        stop_sources.cancel();
+        while let Some(res) = sources.join_next().await {
+            if let Err(e) = res {
+                tracing::error!(error = %e, "a source task failed");
+            }
+        }
+        tracing::debug!("sources stopped; draining engine");
+        if let Err(e) = engine_task.await {
+            tracing::error!(error = %e, "the engine task failed");
+        }
+        tracing::debug!("engine drained; stopping HTTP");
+        stop_http.cancel();
+        if !http_task.is_finished() {
+            let _ = http_task.await;
+        }
+    };
+    if tokio::time::timeout(deadline, ordered).await.is_err() {
+        tracing::warn!(
+            timeout = %humantime::format_duration(deadline),
+            "shutdown did not finish in time; exiting anyway"
+        );
+    }
+    tracing::info!("stopped");
+    outcome
+}
+
+/// Completes on SIGINT or SIGTERM (Kubernetes sends SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

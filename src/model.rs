@@ -1,0 +1,253 @@
+//! Typed identities and values that flow between tasks: sources, consumer keys,
+//! samples, poll batches and statuses. No `format!()` keys anywhere: a key is a type.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The configured name of one source (a Kafka cluster or a NATS connection).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(Arc<str>);
+
+impl SourceId {
+    pub fn new(name: &str) -> Self {
+        Self(Arc::from(name))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SourceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The broker family a source talks to; also the `system` label value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum System {
+    Kafka,
+    Jetstream,
+}
+
+impl System {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            System::Kafka => "kafka",
+            System::Jetstream => "jetstream",
+        }
+    }
+}
+
+impl fmt::Display for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One consumer group (Kafka) or one consumer of one stream (JetStream).
+///
+/// JetStream consumer names are unique per stream only, so the stream is part
+/// of the identity there; for Kafka `scope` is `None`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub source: SourceId,
+    /// JetStream: the stream the consumer belongs to. Kafka: None.
+    pub scope: Option<Arc<str>>,
+    /// Kafka: the consumer group id. JetStream: the consumer name.
+    pub group: Arc<str>,
+}
+
+/// The finest unit lag is measured on: a Kafka (group, topic, partition) or a
+/// JetStream (stream, consumer), which has no partitions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConsumerKey {
+    pub group: GroupKey,
+    /// Kafka: topic. JetStream: stream.
+    pub topic: Arc<str>,
+    /// Kafka: partition. JetStream: None.
+    pub partition: Option<i32>,
+}
+
+/// Wall-clock time of a poll, in milliseconds since the Unix epoch. Analysis works
+/// on these numbers only, so it never reads a clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    pub fn from_system(t: SystemTime) -> Self {
+        match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Err(e) => Millis(-i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+    pub fn now() -> Self {
+        Self::from_system(SystemTime::now())
+    }
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / 1000.0
+    }
+}
+
+/// What one poll saw of one consumer key. Offsets follow Kafka's meaning; a
+/// JetStream source maps its sequences onto the same shape (see source::jetstream).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub key: ConsumerKey,
+    /// Next offset to be consumed (Kafka committed offset). None: never committed.
+    pub committed: Option<i64>,
+    /// Next offset to be written (the high watermark, "latest").
+    pub head: i64,
+    /// Earliest offset still stored. None when the broker did not say.
+    pub low: Option<i64>,
+    /// Lag in messages as the source computed it (never negative).
+    pub lag: u64,
+    /// JetStream consumer details; None for Kafka.
+    pub jetstream: Option<JetstreamParts>,
+}
+
+/// The parts of a JetStream consumer's lag and its delivery state.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct JetstreamParts {
+    pub num_pending: u64,
+    pub num_ack_pending: u64,
+    pub num_redelivered: u64,
+    pub num_waiting: u64,
+    pub delivered_stream_seq: u64,
+    pub ack_floor_stream_seq: u64,
+    pub max_ack_pending: i64,
+    pub push: bool,
+    pub deliver_group: Option<String>,
+    pub push_bound: bool,
+}
+
+/// Per-group facts that do not belong to one partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    pub key: GroupKey,
+    /// Broker-reported state ("Stable", "Empty", ...); None when unknown.
+    pub state: Option<String>,
+    /// Active members; None when the broker could not say.
+    pub members: Option<u32>,
+}
+
+/// The kinds of failure a poll can count. Bounded set: used as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    Connect,
+    Timeout,
+    Auth,
+    Metadata,
+    ListGroups,
+    DescribeGroups,
+    OffsetFetch,
+    ListOffsets,
+    ConsumerInfo,
+    StreamInfo,
+    Decode,
+    Other,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 12] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Auth,
+        ErrorKind::Metadata,
+        ErrorKind::ListGroups,
+        ErrorKind::DescribeGroups,
+        ErrorKind::OffsetFetch,
+        ErrorKind::ListOffsets,
+        ErrorKind::ConsumerInfo,
+        ErrorKind::StreamInfo,
+        ErrorKind::Decode,
+        ErrorKind::Other,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Metadata => "metadata",
+            ErrorKind::ListGroups => "list_groups",
+            ErrorKind::DescribeGroups => "describe_groups",
+            ErrorKind::OffsetFetch => "offset_fetch",
+            ErrorKind::ListOffsets => "list_offsets",
+            ErrorKind::ConsumerInfo => "consumer_info",
+            ErrorKind::StreamInfo => "stream_info",
+            ErrorKind::Decode => "decode",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// A poll that failed as a whole: the source is down for this round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollFailure {
+    pub kind: ErrorKind,
+    /// Human-readable, already free of secrets.
+    pub message: String,
+}
+
+/// Everything one successful poll of one source saw.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PollData {
+    pub samples: Vec<Sample>,
+    pub groups: Vec<GroupInfo>,
+    /// Partial failures that did not fail the poll (a group whose offsets could
+    /// not be read, DescribeGroups refused, ...), counted by kind.
+    pub partial_errors: Vec<(ErrorKind, u64)>,
+    /// Readings that contradict each other (committed above head), counted.
+    pub anomalies: u64,
+}
+
+/// One poll of one source, success or failure, as sent to the engine.
+#[derive(Clone, Debug)]
+pub struct PollBatch {
+    pub source: SourceId,
+    pub system: System,
+    /// When the poll started (wall clock).
+    pub at: Millis,
+    pub duration: Duration,
+    pub result: Result<PollData, PollFailure>,
+}
+
+/// Health of one partition or group, after Burrow's evaluator, ordered from
+/// best to worst so that a group's status is the max of its partitions'.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Ok,
+    Warn,
+    Rewind,
+    Stall,
+    Stop,
+    Err,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Ok,
+        Status::Warn,
+        Status::Rewind,
+        Status::Stall,
+        Status::Stop,
+        Status::Err,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Warn => "WARN",
+            Status::Rewind => "REWIND",
+            Status::Stall => "STALL",
+            Status::Stop => "STOP",
+            Status::Err => "ERR",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
