@@ -1,0 +1,416 @@
+//! Test helpers: real brokers (tansu, nats-server), a real Prometheus, and the
+//! lagwatch binary, each on free 127.0.0.1 ports, stopped when dropped (also on
+//! panic). A missing binary FAILS the test with the command that installs it.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of helpers"
+)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const INSTALL_HINT: &str =
+    "run `sudo scripts/test-env.sh` (or `scripts/test.sh`, which runs it first)";
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// Finds `name` on PATH or in ~/.cargo/bin, or fails the test with an install hint.
+pub fn require_binary(name: &str) -> PathBuf {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(Path::new(&home).join(".cargo/bin"));
+    }
+    dirs.push(PathBuf::from("/usr/sbin"));
+    for d in dirs {
+        let p = d.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!("`{name}` is not installed, and this test needs the real thing: {INSTALL_HINT}");
+}
+
+/// Waits until `ready` returns true, or panics with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if ready() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+pub fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// A minimal blocking HTTP/1.1 GET: (status, body). Enough for health checks and
+/// scraping /metrics without pulling an async client into every helper.
+pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// A child process killed when dropped.
+struct Managed {
+    child: Option<Child>,
+}
+
+impl Managed {
+    fn spawn(cmd: &mut Command, what: &str) -> Managed {
+        let child = cmd
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}; {INSTALL_HINT}"));
+        Managed { child: Some(child) }
+    }
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    fn running(&mut self) -> bool {
+        matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+}
+
+impl Drop for Managed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tansu Kafka-protocol broker with in-memory storage on a free port.
+pub struct Tansu {
+    pub port: u16,
+    proc: Managed,
+    dir: tempfile::TempDir,
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let proc = Self::launch(port, dir.path());
+        Tansu { port, proc, dir }
+    }
+
+    fn launch(port: u16, dir: &Path) -> Managed {
+        let bin = require_binary("tansu");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("tansu.log")).expect("log file");
+        let proc = Managed::spawn(
+            Command::new(bin)
+                .current_dir(dir)
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &url,
+                    "--advertised-listener-url",
+                    &url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ])
+                .env("RUST_LOG", "warn")
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log),
+            "tansu",
+        );
+        wait_until(
+            "tansu to accept connections",
+            Duration::from_secs(20),
+            || port_open(port),
+        );
+        proc
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the broker (its in-memory data is gone).
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Starts a fresh broker on the same port.
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        self.proc = Self::launch(self.port, self.dir.path());
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.proc.running()
+    }
+
+    /// Creates a topic with `tansu topic create`.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(require_binary("tansu"))
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                "--partitions",
+                &partitions.to_string(),
+                name,
+            ])
+            .output()
+            .expect("run tansu topic create");
+        assert!(
+            out.status.success(),
+            "tansu topic create {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A nats-server with JetStream on free ports (client and monitoring).
+pub struct Nats {
+    pub port: u16,
+    pub monitor_port: u16,
+    proc: Managed,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+impl Nats {
+    pub fn start() -> Nats {
+        Self::start_with(&[])
+    }
+
+    /// `extra`: more nats-server arguments (e.g. `--user u --pass p`).
+    pub fn start_with(extra: &[&str]) -> Nats {
+        let port = free_port();
+        let monitor_port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let proc = Self::launch(port, monitor_port, dir.path(), &extra);
+        Nats {
+            port,
+            monitor_port,
+            proc,
+            dir,
+            extra,
+        }
+    }
+
+    fn launch(port: u16, monitor_port: u16, dir: &Path, extra: &[String]) -> Managed {
+        let bin = require_binary("nats-server");
+        let store = dir.join("js");
+        let log = std::fs::File::create(dir.join("nats.log")).expect("log file");
+        let proc = Managed::spawn(
+            Command::new(bin)
+                .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-m", &monitor_port.to_string(), "-js", "-sd"])
+                .arg(&store)
+                .args(extra)
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log),
+            "nats-server",
+        );
+        let health = format!("127.0.0.1:{monitor_port}");
+        wait_until("nats-server /healthz", Duration::from_secs(20), || {
+            matches!(http_get(&health, "/healthz"), Ok((200, _)))
+        });
+        proc
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn monitor(&self) -> String {
+        format!("127.0.0.1:{}", self.monitor_port)
+    }
+
+    pub fn stop(&mut self) {
+        self.proc.kill();
+    }
+
+    /// Starts the server again on the same ports and store (streams survive).
+    pub fn restart(&mut self) {
+        self.proc.kill();
+        self.proc = Self::launch(self.port, self.monitor_port, self.dir.path(), &self.extra);
+    }
+}
+
+/// The lagwatch binary under test, with a config written to a temp dir.
+pub struct Daemon {
+    pub addr: String,
+    child: Option<Child>,
+    logs: Arc<Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `lagwatch run` with `config` (YAML text; `http.listen` should be
+    /// 127.0.0.1:0) and waits for its "listening on" line.
+    pub fn start(config: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("lagwatch.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+            .args(["run", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", "info,lagwatch=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start lagwatch");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    if let Some(t) = tx.take() {
+                        let _ = t.send(line[i + "listening on http://".len()..].trim().to_string());
+                    }
+                }
+                let mut l = sink.lock().expect("log lock");
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "lagwatch did not start listening; its log:\n{}",
+                    logs.lock().expect("log lock")
+                )
+            });
+        Daemon {
+            addr,
+            child: Some(child),
+            logs,
+            _dir: dir,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.addr, path).unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    pub fn metrics(&self) -> String {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "/metrics answered {status}");
+        body
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().expect("log lock").clone()
+    }
+
+    /// Waits until /metrics has a line `series value` (series written exactly as
+    /// exposed, labels in order), failing with the last body seen.
+    pub fn wait_metric(&self, series: &str, value: &str, timeout: Duration) {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < timeout {
+            last = self.metrics();
+            if metric_value(&last, series).as_deref() == Some(value) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out after {timeout:?} waiting for `{series} {value}`; it was {:?}.\nlogs:\n{}",
+            metric_value(&last, series),
+            self.logs()
+        );
+    }
+
+    /// Sends SIGTERM and waits for the exit status (None if it had to be killed).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(st)) = child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The value of one exposed series (`name{labels}` exactly), if present.
+pub fn metric_value(body: &str, series: &str) -> Option<String> {
+    body.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (s, v) = l.rsplit_once(' ')?;
+        (s == series).then(|| v.to_string())
+    })
+}
