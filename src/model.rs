@@ -200,6 +200,27 @@ pub struct PollData {
     pub partial_errors: Vec<(ErrorKind, u64)>,
     /// Readings that contradict each other (committed above head), counted.
     pub anomalies: u64,
+    /// JetStream streams seen (empty for Kafka).
+    pub streams: Vec<StreamState>,
+}
+
+/// One JetStream stream's state and retention limits (negative limit: unlimited).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamState {
+    pub name: Arc<str>,
+    pub messages: u64,
+    pub bytes: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub consumer_count: u64,
+    /// `limits`, `interest` or `workqueue`.
+    pub retention: String,
+    pub max_msgs: i64,
+    pub max_bytes: i64,
+    /// 0: no age limit.
+    pub max_age_seconds: f64,
+    /// `old` or `new`: which side a full stream discards.
+    pub discard: String,
 }
 
 /// One poll of one source, success or failure, as sent to the engine.

@@ -1,54 +1,216 @@
-//! JetStream source: consumer info through the JetStream API (async-nats).
-//! Foundation stage: connect and read the account info each poll.
+//! JetStream source: streams and consumers of one NATS connection, read through
+//! the JetStream API (`$JS.API.STREAM.LIST`, `$JS.API.CONSUMER.LIST.<stream>`),
+//! never the HTTP monitoring port (which has no auth).
+//!
+//! Leader-correctness: consumer state is only ever taken from JetStream API
+//! answers. In a cluster, a consumer's info is produced by that consumer's
+//! leader (the meta leader gathers CONSUMER.LIST entries from each consumer
+//! leader and names the ones that did not answer in `missing`); a follower's
+//! copy (stale `num_pending`, as `/jsz` on an arbitrary server shows) is never
+//! read. Entries without a leader, and names listed as missing, are reported as
+//! offline/missing consumers, never as zero lag.
+//!
+//! Decoding is deliberately tolerant: every field has a default and unknown
+//! fields are ignored, and each list entry is decoded on its own, so one entry
+//! the server shapes differently is counted and skipped while the rest of the
+//! poll goes on.
 
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::filter::NameFilter;
 use super::Poller;
-use crate::config::{JetstreamConfig, Timing};
-use crate::model::{ErrorKind, PollData, PollFailure, SourceId};
+use crate::config::{EphemeralPolicy, JetstreamConfig, Timing};
+use crate::model::{
+    ErrorKind, GroupInfo, GroupKey, JetstreamParts, PollData, PollFailure, Sample, SourceId,
+    StreamState,
+};
 
-#[derive(Debug)]
+/// The consumer name ephemeral consumers of a stream are folded into.
+pub const EPHEMERAL_NAME: &str = "_ephemeral";
+
+/// CONSUMER.LIST requests in flight at once per poll.
+const CONCURRENT_LISTS: usize = 16;
+
 pub struct JetstreamPoller {
     id: SourceId,
     config: JetstreamConfig,
     timing: Timing,
+    prefix: String,
+    streams: NameFilter,
+    consumers: NameFilter,
     client: Option<async_nats::Client>,
+}
+
+impl std::fmt::Debug for JetstreamPoller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config holds credentials: never print it.
+        f.debug_struct("JetstreamPoller")
+            .field("id", &self.id)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JetstreamPoller {
     pub fn new(id: SourceId, config: JetstreamConfig, timing: Timing) -> Self {
+        let prefix = api_prefix(&config);
         Self {
             id,
+            streams: NameFilter::new(&config.stream_filter),
+            consumers: NameFilter::new(&config.consumer_filter),
             config,
             timing,
+            prefix,
             client: None,
         }
     }
 
+    /// Connects once; afterwards async-nats reconnects on its own, forever.
+    /// A failed first connect is retried at the next poll (so a wrong password is
+    /// reported at every poll, not hidden in a background retry loop).
     async fn connect(&mut self) -> Result<async_nats::Client, PollFailure> {
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
-        let mut opts = async_nats::ConnectOptions::new()
-            .name(format!("lagwatch-{}", self.id))
-            .connection_timeout(self.timing.request_timeout)
-            .request_timeout(Some(self.timing.request_timeout))
-            // Keep reconnecting forever in the background; polls report down meanwhile.
-            .retry_on_initial_connect();
+        let mut opts = async_nats::ConnectOptions::new();
         let a = &self.config.auth;
+        if let Some(path) = &a.credentials_file {
+            opts = opts.credentials_file(path).await.map_err(|e| PollFailure {
+                kind: ErrorKind::Auth,
+                message: format!("cannot read credentials file {path}: {e}"),
+            })?;
+        }
         if let (Some(u), Some(p)) = (&a.user, &a.password) {
             opts = opts.user_and_password(u.clone(), p.clone());
         }
         if let Some(t) = &a.token {
             opts = opts.token(t.clone());
         }
+        if let Some(seed) = &a.nkey_seed {
+            opts = opts.nkey(seed.clone());
+        }
+        if let Some(tls) = &self.config.tls {
+            opts = opts.require_tls(true);
+            if let Some(ca) = &tls.ca_file {
+                opts = opts.add_root_certificates(ca.into());
+            }
+            if let (Some(c), Some(k)) = (&tls.cert_file, &tls.key_file) {
+                opts = opts.add_client_certificate(c.into(), k.into());
+            }
+        }
+        let id = self.id.clone();
         let client = opts
+            .name(format!("lagwatch-{}", self.id))
+            .connection_timeout(self.timing.request_timeout)
+            .request_timeout(Some(self.timing.request_timeout))
+            .max_reconnects(None)
+            .event_callback(move |event| {
+                let id = id.clone();
+                async move { tracing::debug!(source = %id, %event, "NATS connection event") }
+            })
             .connect(self.config.servers.join(","))
             .await
-            .map_err(|e| PollFailure {
-                kind: ErrorKind::Connect,
-                message: format!("cannot connect to NATS: {e}"),
+            .map_err(|e| {
+                let text = e.to_string();
+                let kind = if text.contains("authoriz") || text.contains("authentic") {
+                    ErrorKind::Auth
+                } else {
+                    ErrorKind::Connect
+                };
+                PollFailure {
+                    kind,
+                    message: format!("cannot connect to NATS: {text}"),
+                }
             })?;
         self.client = Some(client.clone());
         Ok(client)
+    }
+
+    /// One JetStream API request; the answer's `error` object becomes a failure.
+    async fn request(
+        &self,
+        client: &async_nats::Client,
+        subject: String,
+        offset: usize,
+        kind: ErrorKind,
+    ) -> Result<Value, PollFailure> {
+        let body = format!("{{\"offset\":{offset}}}");
+        let msg = client
+            .request(subject.clone(), body.into())
+            .await
+            .map_err(|e| {
+                use async_nats::RequestErrorKind as K;
+                let kind = match e.kind() {
+                    K::TimedOut => ErrorKind::Timeout,
+                    K::NoResponders => ErrorKind::Connect,
+                    _ => kind,
+                };
+                let hint = if matches!(e.kind(), K::NoResponders) {
+                    " (is JetStream enabled for this account, and the domain/api_prefix right?)"
+                } else {
+                    ""
+                };
+                PollFailure {
+                    kind,
+                    message: format!("{subject}: {e}{hint}"),
+                }
+            })?;
+        let value: Value = serde_json::from_slice(&msg.payload).map_err(|e| PollFailure {
+            kind: ErrorKind::Decode,
+            message: format!("{subject}: answer is not JSON: {e}"),
+        })?;
+        if let Some(err) = value.get("error") {
+            let code = err.get("code").and_then(Value::as_u64).unwrap_or(0);
+            let description = err
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown error");
+            let kind = if code == 401 || code == 403 {
+                ErrorKind::Auth
+            } else {
+                kind
+            };
+            return Err(PollFailure {
+                kind,
+                message: format!("{subject}: {description} (code {code})"),
+            });
+        }
+        Ok(value)
+    }
+
+    /// Every page of a list API: (entries, names reported missing).
+    async fn list_all(
+        &self,
+        client: &async_nats::Client,
+        subject: &str,
+        field: &str,
+        kind: ErrorKind,
+    ) -> Result<(Vec<Value>, Vec<String>), PollFailure> {
+        let mut items = Vec::new();
+        let mut missing = Vec::new();
+        loop {
+            let page = self
+                .request(client, subject.to_string(), items.len(), kind)
+                .await?;
+            let mut page: ListPage = serde_json::from_value(page).map_err(|e| PollFailure {
+                kind: ErrorKind::Decode,
+                message: format!("{subject}: unexpected list answer: {e}"),
+            })?;
+            let got = page.items(field);
+            missing.extend(page.missing);
+            let n = got.len();
+            items.extend(got);
+            // Stop on an empty page too: a server that miscounts `total` must not
+            // keep us looping.
+            if n == 0 || items.len() as u64 >= page.total {
+                break;
+            }
+        }
+        Ok((items, missing))
     }
 }
 
@@ -58,14 +220,392 @@ impl Poller for JetstreamPoller {
         if client.connection_state() != async_nats::connection::State::Connected {
             return Err(PollFailure {
                 kind: ErrorKind::Connect,
-                message: "not connected to NATS (reconnecting)".into(),
+                message: "not connected to NATS (reconnecting in the background)".into(),
             });
         }
-        let js = async_nats::jetstream::new(client);
-        js.query_account().await.map_err(|e| PollFailure {
-            kind: ErrorKind::Other,
-            message: format!("cannot read JetStream account info: {e}"),
-        })?;
-        Ok(PollData::default())
+        let mut data = PollData::default();
+        let stream_subject = format!("{}.STREAM.LIST", self.prefix);
+        let (streams, missing_streams) = self
+            .list_all(&client, &stream_subject, "streams", ErrorKind::StreamInfo)
+            .await?;
+        if !missing_streams.is_empty() {
+            tracing::warn!(source = %self.id, streams = ?missing_streams, "streams listed as missing (offline in the cluster)");
+            data.partial_errors
+                .push((ErrorKind::StreamInfo, missing_streams.len() as u64));
+        }
+        let mut decoded = Vec::new();
+        for raw in streams {
+            match serde_json::from_value::<StreamInfo>(raw) {
+                Ok(s) if self.streams.allows(&s.config.name) => decoded.push(s),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(source = %self.id, error = %e, "stream info skipped: cannot decode");
+                    data.partial_errors.push((ErrorKind::Decode, 1));
+                }
+            }
+        }
+        let this = &*self;
+        let client = &client;
+        let decoded = &decoded;
+        let lists: Vec<_> = stream::iter(0..decoded.len())
+            .map(|i| async move {
+                let subject = format!("{}.CONSUMER.LIST.{}", this.prefix, decoded[i].config.name);
+                (
+                    i,
+                    this.list_all(client, &subject, "consumers", ErrorKind::ConsumerInfo)
+                        .await,
+                )
+            })
+            .buffer_unordered(CONCURRENT_LISTS)
+            .collect()
+            .await;
+        for (i, listed) in lists {
+            let stream = &decoded[i];
+            let name: Arc<str> = Arc::from(stream.config.name.as_str());
+            data.streams.push(stream.state_of(name.clone()));
+            let (consumers, missing) = match listed {
+                Ok(l) => l,
+                Err(f) => {
+                    // A stream deleted between the two lists, or one whose leader is
+                    // away: count it, keep the rest of the poll.
+                    tracing::debug!(source = %self.id, stream = %name, error = %f.message, "consumer list failed");
+                    data.partial_errors.push((f.kind, 1));
+                    continue;
+                }
+            };
+            self.fold_consumers(&mut data, stream, &name, consumers, missing);
+        }
+        Ok(data)
+    }
+}
+
+impl JetstreamPoller {
+    fn fold_consumers(
+        &self,
+        data: &mut PollData,
+        stream: &StreamInfo,
+        name: &Arc<str>,
+        consumers: Vec<Value>,
+        missing: Vec<String>,
+    ) {
+        let key = |consumer: &str| GroupKey {
+            source: self.id.clone(),
+            scope: Some(name.clone()),
+            group: Arc::from(consumer),
+        };
+        for m in missing {
+            if self.consumers.allows(&m) {
+                data.partial_errors.push((ErrorKind::ConsumerInfo, 1));
+                data.groups.push(GroupInfo {
+                    key: key(&m),
+                    state: Some("missing".into()),
+                    members: None,
+                });
+            }
+        }
+        let mut ephemeral: Option<(Sample, u32)> = None;
+        for raw in consumers {
+            let c: ConsumerInfo = match serde_json::from_value(raw) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!(source = %self.id, stream = %name, error = %e, "consumer info skipped: cannot decode");
+                    data.partial_errors.push((ErrorKind::Decode, 1));
+                    continue;
+                }
+            };
+            let is_ephemeral = c.config.durable_name.as_deref().unwrap_or("").is_empty();
+            if !is_ephemeral && !self.consumers.allows(&c.name) {
+                continue;
+            }
+            let offline = c
+                .cluster
+                .as_ref()
+                .is_some_and(|cl| cl.leader.as_deref().unwrap_or("").is_empty());
+            if offline {
+                data.partial_errors.push((ErrorKind::ConsumerInfo, 1));
+                data.groups.push(GroupInfo {
+                    key: key(&c.name),
+                    state: Some("offline".into()),
+                    members: None,
+                });
+                continue;
+            }
+            let sample = c.sample(key(&c.name), stream);
+            if is_ephemeral {
+                match self.config.ephemeral {
+                    EphemeralPolicy::Drop => continue,
+                    EphemeralPolicy::Aggregate => {
+                        ephemeral = Some(match ephemeral.take() {
+                            None => {
+                                let mut s = sample;
+                                s.key.group.group = Arc::from(EPHEMERAL_NAME);
+                                (s, 1)
+                            }
+                            Some((acc, n)) => (merge(acc, &sample), n + 1),
+                        });
+                        continue;
+                    }
+                    EphemeralPolicy::Keep => {}
+                }
+            }
+            data.groups.push(GroupInfo {
+                key: sample.key.group.clone(),
+                state: Some("active".into()),
+                members: c.members(),
+            });
+            data.samples.push(sample);
+        }
+        if let Some((s, n)) = ephemeral {
+            data.groups.push(GroupInfo {
+                key: s.key.group.clone(),
+                state: Some("active".into()),
+                members: Some(n),
+            });
+            data.samples.push(s);
+        }
+    }
+}
+
+/// Folds one ephemeral consumer into the stream's aggregate: lags and counts add
+/// up; the consumed position is the oldest (the furthest behind).
+fn merge(mut acc: Sample, s: &Sample) -> Sample {
+    acc.lag += s.lag;
+    acc.committed = match (acc.committed, s.committed) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let (Some(a), Some(b)) = (acc.jetstream.as_mut(), s.jetstream.as_ref()) {
+        a.num_pending += b.num_pending;
+        a.num_ack_pending += b.num_ack_pending;
+        a.num_redelivered += b.num_redelivered;
+        a.num_waiting += b.num_waiting;
+        a.delivered_stream_seq = a.delivered_stream_seq.min(b.delivered_stream_seq);
+        a.ack_floor_stream_seq = a.ack_floor_stream_seq.min(b.ack_floor_stream_seq);
+        a.push_bound |= b.push_bound;
+    }
+    acc
+}
+
+/// `$JS.API`, `$JS.<domain>.API`, or the configured prefix (trailing dot trimmed).
+fn api_prefix(c: &JetstreamConfig) -> String {
+    match (&c.domain, &c.api_prefix) {
+        (Some(d), _) => format!("$JS.{d}.API"),
+        (None, Some(p)) => p.trim_end_matches('.').to_string(),
+        (None, None) => "$JS.API".to_string(),
+    }
+}
+
+// ---- tolerant wire shapes: every field defaulted, unknown fields ignored ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ListPage {
+    total: u64,
+    streams: Option<Vec<Value>>,
+    consumers: Option<Vec<Value>>,
+    missing: Vec<String>,
+}
+
+impl ListPage {
+    fn items(&mut self, field: &str) -> Vec<Value> {
+        let v = if field == "streams" {
+            self.streams.take()
+        } else {
+            self.consumers.take()
+        };
+        v.unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StreamInfo {
+    config: StreamConfig,
+    state: StreamStateWire,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StreamConfig {
+    name: String,
+    retention: String,
+    max_msgs: i64,
+    max_bytes: i64,
+    /// Nanoseconds.
+    max_age: i64,
+    discard: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct StreamStateWire {
+    messages: u64,
+    bytes: u64,
+    first_seq: u64,
+    last_seq: u64,
+    consumer_count: u64,
+}
+
+impl StreamInfo {
+    fn state_of(&self, name: Arc<str>) -> StreamState {
+        StreamState {
+            name,
+            messages: self.state.messages,
+            bytes: self.state.bytes,
+            first_seq: self.state.first_seq,
+            last_seq: self.state.last_seq,
+            consumer_count: self.state.consumer_count,
+            retention: self.config.retention.clone(),
+            max_msgs: self.config.max_msgs,
+            max_bytes: self.config.max_bytes,
+            max_age_seconds: self.config.max_age.max(0) as f64 / 1e9,
+            discard: self.config.discard.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ConsumerInfo {
+    name: String,
+    config: ConsumerConfig,
+    delivered: SeqPair,
+    ack_floor: SeqPair,
+    num_ack_pending: u64,
+    num_redelivered: u64,
+    num_waiting: u64,
+    num_pending: u64,
+    cluster: Option<ClusterInfo>,
+    push_bound: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ConsumerConfig {
+    durable_name: Option<String>,
+    deliver_subject: Option<String>,
+    deliver_group: Option<String>,
+    max_ack_pending: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SeqPair {
+    stream_seq: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ClusterInfo {
+    leader: Option<String>,
+}
+
+impl ConsumerInfo {
+    fn is_push(&self) -> bool {
+        self.config
+            .deliver_subject
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+    }
+
+    /// Known consumers: 1/0 for a push consumer without deliver group (bound or
+    /// not); unknown for pull consumers and queue-group push consumers.
+    fn members(&self) -> Option<u32> {
+        let grouped = self
+            .config
+            .deliver_group
+            .as_deref()
+            .is_some_and(|g| !g.is_empty());
+        (self.is_push() && !grouped).then_some(u32::from(self.push_bound))
+    }
+
+    /// Maps the consumer onto Kafka's shape: `head` is the next stream sequence
+    /// to be written, `committed` the next one not yet acknowledged (ack floor + 1),
+    /// `low` the first sequence still stored. Lag is what KEDA's JetStream scaler
+    /// uses: undelivered plus delivered-but-unacknowledged.
+    fn sample(&self, key: GroupKey, stream: &StreamInfo) -> Sample {
+        let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Sample {
+            key: crate::model::ConsumerKey {
+                group: key,
+                topic: Arc::from(stream.config.name.as_str()),
+                partition: None,
+            },
+            committed: Some(to_i64(self.ack_floor.stream_seq).saturating_add(1)),
+            head: to_i64(stream.state.last_seq).saturating_add(1),
+            low: Some(to_i64(stream.state.first_seq)),
+            lag: self.num_pending.saturating_add(self.num_ack_pending),
+            jetstream: Some(JetstreamParts {
+                num_pending: self.num_pending,
+                num_ack_pending: self.num_ack_pending,
+                num_redelivered: self.num_redelivered,
+                num_waiting: self.num_waiting,
+                delivered_stream_seq: self.delivered.stream_seq,
+                ack_floor_stream_seq: self.ack_floor.stream_seq,
+                max_ack_pending: self.config.max_ack_pending,
+                push: self.is_push(),
+                deliver_group: self.config.deliver_group.clone().filter(|g| !g.is_empty()),
+                push_bound: self.push_bound,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_consumer_with_extra_and_missing_fields_still_decodes() {
+        let raw = serde_json::json!({
+            "name": "c1",
+            "config": {"durable_name": "c1", "max_ack_pending": 100, "brand_new_field": [1, 2]},
+            "num_pending": 7,
+            "num_ack_pending": 3,
+            "some_future_field": {"x": 1}
+        });
+        let c: ConsumerInfo = serde_json::from_value(raw).unwrap();
+        assert_eq!(c.num_pending, 7);
+        assert_eq!(c.num_ack_pending, 3);
+        assert_eq!(c.delivered.stream_seq, 0);
+        assert!(!c.is_push());
+    }
+
+    #[test]
+    fn the_api_prefix_follows_domain_or_prefix() {
+        let mut c: JetstreamConfig = serde_yaml::from_str("servers: [\"nats://x:4222\"]").unwrap();
+        assert_eq!(api_prefix(&c), "$JS.API");
+        c.domain = Some("hub".into());
+        assert_eq!(api_prefix(&c), "$JS.hub.API");
+        c.domain = None;
+        c.api_prefix = Some("$JS.acc.API.".into());
+        assert_eq!(api_prefix(&c), "$JS.acc.API");
+    }
+
+    #[test]
+    fn ephemeral_consumers_merge_into_the_furthest_behind_position() {
+        let mk = |lag: u64, floor: i64| Sample {
+            key: crate::model::ConsumerKey {
+                group: GroupKey {
+                    source: SourceId::new("s"),
+                    scope: Some(Arc::from("st")),
+                    group: Arc::from("x"),
+                },
+                topic: Arc::from("st"),
+                partition: None,
+            },
+            committed: Some(floor),
+            head: 100,
+            low: Some(1),
+            lag,
+            jetstream: Some(JetstreamParts {
+                num_pending: lag,
+                ..JetstreamParts::default()
+            }),
+        };
+        let m = merge(mk(5, 90), &mk(7, 40));
+        assert_eq!(m.lag, 12);
+        assert_eq!(m.committed, Some(40));
+        assert_eq!(m.jetstream.unwrap().num_pending, 12);
     }
 }
