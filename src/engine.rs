@@ -9,7 +9,9 @@ use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::metrics::{self, SelfMetrics};
-use crate::model::{GroupInfo, Millis, PollBatch, PollFailure, Sample, SourceId, System};
+use crate::model::{
+    GroupInfo, Millis, PollBatch, PollFailure, Sample, SourceId, StreamState, System,
+};
 
 /// What the rest of the process knows about one source.
 #[derive(Clone, Debug)]
@@ -27,6 +29,7 @@ pub struct SourceView {
     /// nothing stale is presented as fresh.
     pub samples: Arc<Vec<Sample>>,
     pub groups: Arc<Vec<GroupInfo>>,
+    pub streams: Arc<Vec<StreamState>>,
 }
 
 /// The latest state of everything, immutable once published.
@@ -80,6 +83,7 @@ impl Engine {
                     last_error: None,
                     samples: Arc::new(Vec::new()),
                     groups: Arc::new(Vec::new()),
+                    streams: Arc::new(Vec::new()),
                 },
             );
         }
@@ -130,6 +134,7 @@ impl Engine {
                 view.last_error = None;
                 view.samples = Arc::new(data.samples);
                 view.groups = Arc::new(data.groups);
+                view.streams = Arc::new(data.streams);
             }
             Err(failure) => {
                 if view.up || view.last_error.is_none() {
@@ -145,6 +150,7 @@ impl Engine {
                 view.last_error = Some(failure);
                 view.samples = Arc::new(Vec::new());
                 view.groups = Arc::new(Vec::new());
+                view.streams = Arc::new(Vec::new());
             }
         }
     }

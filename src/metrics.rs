@@ -9,7 +9,7 @@ use prometheus::{
 };
 
 use crate::engine::SourceView;
-use crate::model::{ErrorKind, PollBatch, SourceId, System};
+use crate::model::{ErrorKind, PollBatch, Sample, SourceId, StreamState, System};
 
 /// Counters and gauges about lagwatch itself, owned by the engine.
 #[derive(Debug)]
@@ -172,28 +172,11 @@ pub fn render(own: &SelfMetrics, sources: &[SourceView]) -> String {
 struct Family {
     name: &'static str,
     help: &'static str,
-    kind: &'static str,
 }
-
-const LAG: Family = Family {
-    name: "lagwatch_lag_messages",
-    help: "Messages not yet consumed: latest offset minus committed offset (Kafka, per partition) or num_pending + num_ack_pending (JetStream, per consumer).",
-    kind: "gauge",
-};
-const LATEST: Family = Family {
-    name: "lagwatch_latest_offset",
-    help: "Next offset to be written (high watermark) of the partition, or last stream sequence + 1 (JetStream).",
-    kind: "gauge",
-};
-const COMMITTED: Family = Family {
-    name: "lagwatch_committed_offset",
-    help: "Next offset the group will consume (its committed offset); absent when the group never committed on this partition.",
-    kind: "gauge",
-};
 
 fn header(out: &mut String, f: &Family) {
     let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
-    let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind);
+    let _ = writeln!(out, "# TYPE {} gauge", f.name);
 }
 
 /// Escapes a label value per the text exposition format.
@@ -208,7 +191,7 @@ pub fn escape_label(out: &mut String, v: &str) {
     }
 }
 
-fn consumer_labels(out: &mut String, s: &crate::model::Sample, system: System) {
+fn consumer_labels(out: &mut String, s: &Sample, system: System) {
     out.push_str("{source=\"");
     escape_label(out, s.key.group.source.as_str());
     out.push_str("\",system=\"");
@@ -224,14 +207,157 @@ fn consumer_labels(out: &mut String, s: &crate::model::Sample, system: System) {
     out.push_str("\"}");
 }
 
+type SampleValue = fn(&Sample) -> Option<i128>;
+
+/// Per-consumer gauges: (family, value; None = no series for this sample).
+const CONSUMER_FAMILIES: &[(Family, SampleValue)] = &[
+    (
+        Family {
+            name: "lagwatch_lag_messages",
+            help: "Messages not yet consumed: latest offset minus committed offset (Kafka, per partition) or num_pending + num_ack_pending (JetStream, per consumer).",
+        },
+        |s| Some(i128::from(s.lag)),
+    ),
+    (
+        Family {
+            name: "lagwatch_latest_offset",
+            help: "Next offset to be written (high watermark) of the partition; for JetStream the stream's last sequence + 1.",
+        },
+        |s| Some(i128::from(s.head)),
+    ),
+    (
+        Family {
+            name: "lagwatch_committed_offset",
+            help: "Next offset the group will consume (its committed offset; JetStream: ack floor + 1). Absent when the group never committed on this partition.",
+        },
+        |s| s.committed.map(i128::from),
+    ),
+    (
+        Family {
+            name: "lagwatch_earliest_offset",
+            help: "Earliest offset still stored in the partition (JetStream: the stream's first sequence). Below the committed offset, messages were lost unconsumed.",
+        },
+        |s| s.low.map(i128::from),
+    ),
+    (
+        Family {
+            name: "lagwatch_jetstream_pending_messages",
+            help: "JetStream num_pending: messages matching the consumer's filter not yet delivered.",
+        },
+        |s| s.jetstream.as_ref().map(|j| i128::from(j.num_pending)),
+    ),
+    (
+        Family {
+            name: "lagwatch_jetstream_ack_pending_messages",
+            help: "JetStream num_ack_pending: messages delivered but not yet acknowledged.",
+        },
+        |s| s.jetstream.as_ref().map(|j| i128::from(j.num_ack_pending)),
+    ),
+    (
+        Family {
+            name: "lagwatch_jetstream_max_ack_pending",
+            help: "The consumer's max_ack_pending limit; when ack pending reaches it, delivery pauses and more replicas do not help.",
+        },
+        |s| s.jetstream.as_ref().map(|j| i128::from(j.max_ack_pending)),
+    ),
+    (
+        Family {
+            name: "lagwatch_jetstream_redelivered_messages",
+            help: "JetStream num_redelivered: messages delivered more than once and not yet acknowledged.",
+        },
+        |s| s.jetstream.as_ref().map(|j| i128::from(j.num_redelivered)),
+    ),
+    (
+        Family {
+            name: "lagwatch_jetstream_waiting_pulls",
+            help: "JetStream num_waiting: pull requests waiting for messages (pull consumers).",
+        },
+        |s| s.jetstream.as_ref().map(|j| i128::from(j.num_waiting)),
+    ),
+    (
+        Family {
+            name: "lagwatch_jetstream_delivered_stream_sequence",
+            help: "Stream sequence of the last message delivered to the consumer.",
+        },
+        |s| s.jetstream.as_ref().map(|j| i128::from(j.delivered_stream_seq)),
+    ),
+    (
+        Family {
+            name: "lagwatch_jetstream_ack_floor_stream_sequence",
+            help: "Stream sequence below which every message is acknowledged.",
+        },
+        |s| s.jetstream.as_ref().map(|j| i128::from(j.ack_floor_stream_seq)),
+    ),
+    (
+        Family {
+            name: "lagwatch_jetstream_push_bound",
+            help: "For push consumers: 1 if a subscriber is bound to the deliver subject, 0 if not.",
+        },
+        |s| {
+            s.jetstream
+                .as_ref()
+                .filter(|j| j.push)
+                .map(|j| i128::from(j.push_bound))
+        },
+    ),
+];
+
+type StreamValue = fn(&StreamState) -> f64;
+
+const STREAM_FAMILIES: &[(Family, StreamValue)] = &[
+    (
+        Family {
+            name: "lagwatch_stream_messages",
+            help: "Messages stored in the JetStream stream.",
+        },
+        |s| s.messages as f64,
+    ),
+    (
+        Family {
+            name: "lagwatch_stream_bytes",
+            help: "Bytes stored in the JetStream stream.",
+        },
+        |s| s.bytes as f64,
+    ),
+    (
+        Family {
+            name: "lagwatch_stream_first_sequence",
+            help: "First sequence still stored in the stream.",
+        },
+        |s| s.first_seq as f64,
+    ),
+    (
+        Family {
+            name: "lagwatch_stream_last_sequence",
+            help: "Last sequence written to the stream.",
+        },
+        |s| s.last_seq as f64,
+    ),
+    (
+        Family {
+            name: "lagwatch_stream_max_messages",
+            help: "The stream's max_msgs limit; -1 means unlimited.",
+        },
+        |s| s.max_msgs as f64,
+    ),
+    (
+        Family {
+            name: "lagwatch_stream_max_bytes",
+            help: "The stream's max_bytes limit; -1 means unlimited.",
+        },
+        |s| s.max_bytes as f64,
+    ),
+    (
+        Family {
+            name: "lagwatch_stream_max_age_seconds",
+            help: "The stream's max_age limit in seconds; 0 means unlimited.",
+        },
+        |s| s.max_age_seconds,
+    ),
+];
+
 fn render_consumers(out: &mut String, sources: &[SourceView]) {
-    type Value = fn(&crate::model::Sample) -> Option<i64>;
-    let families: [(&Family, Value); 3] = [
-        (&LAG, |s| Some(i64::try_from(s.lag).unwrap_or(i64::MAX))),
-        (&LATEST, |s| Some(s.head)),
-        (&COMMITTED, |s| s.committed),
-    ];
-    for (family, value) in families {
+    for (family, value) in CONSUMER_FAMILIES {
         header(out, family);
         for src in sources.iter().filter(|s| s.up) {
             for sample in src.samples.iter() {
@@ -240,6 +366,24 @@ fn render_consumers(out: &mut String, sources: &[SourceView]) {
                     consumer_labels(out, sample, src.system);
                     let _ = writeln!(out, " {v}");
                 }
+            }
+        }
+    }
+    for (family, value) in STREAM_FAMILIES {
+        header(out, family);
+        for src in sources.iter().filter(|s| s.up) {
+            for stream in src.streams.iter() {
+                out.push_str(family.name);
+                out.push_str("{source=\"");
+                escape_label(out, src.id.as_str());
+                out.push_str("\",system=\"jetstream\",topic=\"");
+                escape_label(out, &stream.name);
+                let _ = writeln!(
+                    out,
+                    "\",retention=\"{}\"}} {}",
+                    stream.retention,
+                    value(stream)
+                );
             }
         }
     }
