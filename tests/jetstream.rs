@@ -378,3 +378,35 @@ async fn the_daemon_exports_jetstream_lag_and_survives_a_server_restart() {
     daemon.wait_metric(UP, "1", Duration::from_secs(10));
     daemon.wait_metric(BILLING_LAG, "17", Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn two_shards_split_the_consumers_disjointly_and_cover_them_all() {
+    use lagwatch::source::filter::Shard;
+    let nats = Nats::start();
+    let _js = fixture(&nats).await;
+    let mut all = poller(&nats.url(), "");
+    let everything: std::collections::BTreeSet<String> = all
+        .poll()
+        .await
+        .unwrap()
+        .samples
+        .iter()
+        .map(|s| format!("{}/{}", s.key.topic, s.key.group.group))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut streams = 0;
+    for index in 0..2 {
+        let mut p = poller(&nats.url(), "").with_shard(Shard { index, count: 2 });
+        let data = p.poll().await.unwrap();
+        streams += data.streams.len();
+        for s in data.samples {
+            let name = format!("{}/{}", s.key.topic, s.key.group.group);
+            assert!(seen.insert(name.clone()), "{name} watched by two shards");
+        }
+    }
+    assert_eq!(seen, everything);
+    assert_eq!(
+        streams, 3,
+        "each stream's state is exported by exactly one shard"
+    );
+}

@@ -81,7 +81,92 @@ pub struct Config {
     /// Time allowed for a graceful shutdown before the process exits anyway.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Seconds,
+    /// Splitting the groups of every source across several lagwatch processes.
+    #[serde(default)]
+    pub shard: ShardConfig,
     pub sources: Vec<SourceConfig>,
+}
+
+/// This process's share of the consumer groups: of `count` shards, it watches the
+/// groups that hash to `index`. Default: one shard that watches everything.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardConfig {
+    #[serde(default = "default_shard_count")]
+    pub count: u32,
+    /// Explicit index (0-based), as a number or a string of digits (so it can come
+    /// from `${SHARD_INDEX}`).
+    pub index: Option<ShardIndex>,
+    /// Take the index from the ordinal at the end of the host name, as a
+    /// StatefulSet names its pods (`lagwatch-2` -> 2). Exclusive with `index`.
+    #[serde(default)]
+    pub index_from_hostname: bool,
+}
+
+impl Default for ShardConfig {
+    fn default() -> Self {
+        Self {
+            count: default_shard_count(),
+            index: None,
+            index_from_hostname: false,
+        }
+    }
+}
+
+fn default_shard_count() -> u32 {
+    1
+}
+
+/// A shard index written as a number or as digits in a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardIndex(pub u32);
+
+impl<'de> Deserialize<'de> for ShardIndex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u32),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ShardIndex(n)),
+            Raw::S(s) => s.trim().parse().map(ShardIndex).map_err(|_| {
+                serde::de::Error::custom(format!("`{s}` is not a shard index (0, 1, 2, ...)"))
+            }),
+        }
+    }
+}
+
+impl ShardConfig {
+    /// The index of this process, resolving `index_from_hostname` with `hostname`.
+    pub fn resolve(&self, hostname: Option<&str>) -> Result<u32, String> {
+        let index = match (self.index, self.index_from_hostname) {
+            (Some(i), _) => i.0,
+            (None, true) => {
+                let h = hostname.ok_or("index_from_hostname is set but HOSTNAME is not")?;
+                h.rsplit('-')
+                    .next()
+                    .and_then(|o| o.parse().ok())
+                    .ok_or_else(|| format!("host name `{h}` does not end in -ORDINAL"))?
+            }
+            (None, false) if self.count == 1 => 0,
+            (None, false) => {
+                return Err(format!(
+                    "count is {} but neither index nor index_from_hostname is set",
+                    self.count
+                ))
+            }
+        };
+        if index >= self.count {
+            return Err(format!(
+                "index {index} is out of range for count {} (0..{})",
+                self.count,
+                self.count - 1
+            ));
+        }
+        Ok(index)
+    }
 }
 
 fn default_poll_interval() -> Seconds {
@@ -390,6 +475,19 @@ impl Config {
         check_timeout(&mut push, "request_timeout".into(), self.request_timeout);
         if self.shutdown_timeout.get().is_zero() {
             push("shutdown_timeout".into(), "must be greater than 0s".into());
+        }
+        if self.shard.count == 0 {
+            push("shard.count".into(), "must be at least 1".into());
+        } else if self.shard.index.is_some() && self.shard.index_from_hostname {
+            push(
+                "shard.index".into(),
+                "set `index` or `index_from_hostname`, not both".into(),
+            );
+        } else if let Err(e) = self
+            .shard
+            .resolve(std::env::var("HOSTNAME").ok().as_deref())
+        {
+            push("shard".into(), e);
         }
         if self.sources.is_empty() {
             push(

@@ -21,7 +21,7 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::filter::NameFilter;
+use super::filter::{NameFilter, Shard};
 use super::Poller;
 use crate::config::{EphemeralPolicy, JetstreamConfig, Timing};
 use crate::model::{
@@ -42,6 +42,7 @@ pub struct JetstreamPoller {
     prefix: String,
     streams: NameFilter,
     consumers: NameFilter,
+    shard: Shard,
     client: Option<async_nats::Client>,
 }
 
@@ -65,8 +66,20 @@ impl JetstreamPoller {
             config,
             timing,
             prefix,
+            shard: Shard::ALL,
             client: None,
         }
+    }
+
+    /// Watch only the consumers (and streams) that belong to `shard`.
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    fn owns_consumer(&self, stream: &str, consumer: &str) -> bool {
+        self.shard
+            .owns(self.id.as_str(), &format!("{stream}/{consumer}"))
     }
 
     /// Connects once; afterwards async-nats reconnects on its own, forever.
@@ -262,7 +275,9 @@ impl Poller for JetstreamPoller {
         for (i, listed) in lists {
             let stream = &decoded[i];
             let name: Arc<str> = Arc::from(stream.config.name.as_str());
-            data.streams.push(stream.state_of(name.clone()));
+            if self.shard.owns(self.id.as_str(), &name) {
+                data.streams.push(stream.state_of(name.clone()));
+            }
             let (consumers, missing) = match listed {
                 Ok(l) => l,
                 Err(f) => {
@@ -294,7 +309,7 @@ impl JetstreamPoller {
             group: Arc::from(consumer),
         };
         for m in missing {
-            if self.consumers.allows(&m) {
+            if self.consumers.allows(&m) && self.owns_consumer(name, &m) {
                 data.partial_errors.push((ErrorKind::ConsumerInfo, 1));
                 data.groups.push(GroupInfo {
                     key: key(&m),
@@ -315,6 +330,14 @@ impl JetstreamPoller {
             };
             let is_ephemeral = c.config.durable_name.as_deref().unwrap_or("").is_empty();
             if !is_ephemeral && !self.consumers.allows(&c.name) {
+                continue;
+            }
+            let owner = if is_ephemeral && self.config.ephemeral == EphemeralPolicy::Aggregate {
+                EPHEMERAL_NAME
+            } else {
+                c.name.as_str()
+            };
+            if !self.owns_consumer(name, owner) {
                 continue;
             }
             let offline = c

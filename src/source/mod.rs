@@ -47,6 +47,7 @@ pub fn spawn(
 ) -> impl Future<Output = ()> + Send + 'static {
     let id = SourceId::new(&source.name);
     let timing = config.timing(source);
+    let shard = shard(config);
     let kafka = source.kafka.clone();
     let jetstream = source.jetstream.clone();
     async move {
@@ -56,13 +57,26 @@ pub fn spawn(
                 poll_loop(poller, id, System::Kafka, timing, tx, cancel).await
             }
             (_, Some(j)) => {
-                let poller = jetstream::JetstreamPoller::new(id.clone(), j, timing);
+                let poller =
+                    jetstream::JetstreamPoller::new(id.clone(), j, timing).with_shard(shard);
                 poll_loop(poller, id, System::Jetstream, timing, tx, cancel).await
             }
             (None, None) => {
                 tracing::error!(source = %id, "source has no kind; validate() should have refused it")
             }
         }
+    }
+}
+
+/// This process's shard; validate() has proven the config resolves.
+pub fn shard(config: &Config) -> filter::Shard {
+    let index = config
+        .shard
+        .resolve(std::env::var("HOSTNAME").ok().as_deref())
+        .unwrap_or(0);
+    filter::Shard {
+        index,
+        count: config.shard.count.max(1),
     }
 }
 
