@@ -3,6 +3,10 @@
 //!
 //! Run: `cargo bench --bench jetstream_poll` (needs nats-server: scripts/test-env.sh).
 //! Sizes can be changed with LAGWATCH_BENCH_STREAMS / LAGWATCH_BENCH_CONSUMERS.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is a failed test with its line"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

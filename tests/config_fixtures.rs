@@ -1,6 +1,10 @@
 //! Every malformed config under tests/fixtures/bad is refused by
 //! `lagwatch check-config` and by `lagwatch run` with exit code 2 and a message
 //! naming the path and the problem; none panics.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is a failed test with its line"
+)]
 
 use std::path::Path;
 use std::process::Command;

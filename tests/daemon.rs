@@ -1,4 +1,8 @@
 //! End to end: the lagwatch binary against a real tansu and a real nats-server.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is a failed test with its line"
+)]
 
 mod common;
 

@@ -1,5 +1,9 @@
 //! The JetStream source against a real nats-server: exact lag and its parts,
 //! equal to the server's own /jsz monitoring answer; auth; a server restart.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a panic is a failed test with its line"
+)]
 
 mod common;
 
