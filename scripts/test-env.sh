@@ -19,6 +19,8 @@ have prometheus || need_apt+=(prometheus)
 have promtool || need_apt+=(prometheus)
 have prometheus-alertmanager || need_apt+=(prometheus-alertmanager)
 have curl || need_apt+=(curl)
+have kubectl || need_apt+=(kubernetes-client)
+have pip3 || need_apt+=(python3-pip)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
@@ -31,6 +33,14 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 
+# kubernetes-validate: validates rendered manifests against the Kubernetes schemas
+# (it brings PyYAML, which scripts/gen-prometheusrule.py uses).
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+  log "installing kubernetes-validate (PyPI)"
+  pip3 install --quiet kubernetes-validate 2>/dev/null \
+    || pip3 install --quiet --break-system-packages kubernetes-validate
+fi
+
 # tansu: a Kafka-protocol broker in Rust; the storage features are not default.
 TANSU_VERSION=0.6.0
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -41,7 +51,7 @@ else
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --quiet
 fi
 
-for tool in tansu nats-server prometheus promtool prometheus-alertmanager; do
+for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate; do
   have "$tool" || { log "ERROR: $tool still missing after install"; exit 1; }
 done
 log "ready: $(tansu --version 2>&1 | head -n1); nats-server $(nats-server --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1)"
