@@ -76,10 +76,14 @@ pub fn evaluate(
     while from > w.start && points.get(from - 1).is_some_and(|p| p.committed.is_some()) {
         from -= 1;
     }
-    let window: Vec<(i64, u64)> = points
-        .range(from..w.end)
-        .filter_map(|p| p.committed.map(|c| (c, p.lag)))
-        .collect();
+    // Every point in `from..w.end` has a commit (the loop above), so the
+    // default is never used; iterating avoids a per-key allocation.
+    let window = || {
+        points
+            .range(from..w.end)
+            .map(|p| (p.committed.unwrap_or_default(), p.lag))
+    };
+    let count = w.end - from;
     let span_ms = match (
         points.get(from),
         w.end.checked_sub(1).and_then(|i| points.get(i)),
@@ -89,7 +93,7 @@ pub fn evaluate(
     };
     let stopped =
         last.committed.is_some() && now.0.saturating_sub(h.committed_since().0) > t.stop_after_ms;
-    if window.len() < enough.min_samples || span_ms < enough.min_span_ms {
+    if count < enough.min_samples || span_ms < enough.min_span_ms {
         // Rule 3 needs only the age of the committed offset.
         return Evaluation {
             status: if stopped { Status::Stop } else { Status::Ok },
@@ -97,10 +101,10 @@ pub fn evaluate(
         };
     }
     // Rule 1, window.
-    if window.iter().any(|&(_, lag)| lag <= t.allowed_lag) {
+    if window().any(|(_, lag)| lag <= t.allowed_lag) {
         return done(Status::Ok);
     }
-    let pairs = || window.windows(2).filter_map(|p| p.first().zip(p.get(1)));
+    let pairs = || window().zip(window().skip(1));
     // Rule 2.
     if pairs().any(|(a, b)| b.0 < a.0) {
         return done(Status::Rewind);
@@ -114,9 +118,9 @@ pub fn evaluate(
         return done(Status::Stall);
     }
     // Rule 5.
-    let rising = window
-        .first()
-        .zip(window.last())
+    let rising = window()
+        .next()
+        .zip(window().next_back())
         .is_some_and(|(a, b)| b.1 > a.1);
     if rising && pairs().all(|(a, b)| b.1 >= a.1) {
         return done(Status::Warn);
