@@ -217,8 +217,9 @@ impl History {
         let point = Point::from_sample(sample, at);
         let capacity = self.capacity;
         let jetstream = sample.jetstream.is_some();
-        // One clone of the key (a few Arc increments) per sample: std's entry API
-        // wants an owned key; measured in benches/analysis.rs, it is not the cost.
+        // One clone of the key (four Arc increments) per sample, because std's
+        // entry API wants an owned key; the whole poll, clones included, is
+        // timed in benches/analysis.rs.
         let kh = self
             .keys
             .entry(sample.key.clone())

@@ -67,8 +67,8 @@ fn default_min_span() -> Seconds {
     Seconds::from_secs(30)
 }
 fn default_max_samples_per_key() -> usize {
-    // 64 x 56 bytes = 3.5 KiB per key at most; at a 30 s poll the 10 m window
-    // needs 24. Faster polls than ~10 s see a shorter effective window.
+    // 64 x 56 bytes = 3.5 KiB of ring per key at most; at a 30 s poll the 10 m
+    // window needs 23. Polls faster than ~10 s see a shorter effective window.
     64
 }
 fn default_expire_after() -> Seconds {
