@@ -7,9 +7,11 @@
 //! immutable [`engine::Snapshot`] on a watch channel read by the [`http`] server.
 //! Shutdown runs the flow backwards: stop sources, drain the engine, stop HTTP.
 
+pub mod analysis;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod model;

@@ -1,0 +1,464 @@
+//! Per-key history of samples: a fixed-capacity ring of points per consumer key,
+//! restarted when the key's counters reset, and expiry of keys that vanished.
+//! Pure data: no clock reads; every time is a parameter.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::model::{ConsumerKey, Millis, Sample};
+
+/// What one poll saw of one key, reduced to what analysis needs.
+///
+/// 56 bytes (`size_of::<Point>()`): the two `Option<i64>` cost 16 bytes each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Point {
+    pub at: Millis,
+    /// Next offset to consume. None: no commit.
+    pub committed: Option<i64>,
+    /// Next offset to be written.
+    pub head: i64,
+    /// Earliest offset still stored; None when the broker did not say.
+    pub low: Option<i64>,
+    /// Lag in messages as the source computed it.
+    pub lag: u64,
+}
+
+impl Point {
+    pub fn from_sample(sample: &Sample, at: Millis) -> Self {
+        Self {
+            at,
+            committed: sample.committed,
+            head: sample.head,
+            low: sample.low,
+            lag: sample.lag,
+        }
+    }
+}
+
+/// Why a key's ring was thrown away and started again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RestartReason {
+    /// `head` went down: the topic or stream was deleted and recreated, so old
+    /// offsets name different messages and any slope across the change is a lie.
+    HeadDecreased,
+    /// Everything stored at the previous poll is gone at once (`low` reached the
+    /// previous `head` while messages were stored): a JetStream purge, or a
+    /// Kafka delete-records to the end. `low` jumps by the whole backlog, which
+    /// would read as a huge retention rate.
+    Purged,
+    /// A sample is older than the last one: the wall clock stepped back. Least
+    /// squares over non-monotonic time would be meaningless.
+    ClockWentBack,
+}
+
+/// A restart of one key's ring, kept so the engine can count and log it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Restart {
+    pub at: Millis,
+    pub reason: RestartReason,
+}
+
+/// The last rise of `head` that fell off the front of the ring: `(at, head)`
+/// before and after. It lets time lag still interpolate (instead of giving up)
+/// for a consumer stuck on a message written just before the ring's oldest point,
+/// the usual shape of a stalled consumer on a topic that went idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rise {
+    pub from: (Millis, i64),
+    pub to: (Millis, i64),
+}
+
+/// The bounded history of one consumer key.
+///
+/// Invariants, kept by [`KeyHistory::push`]: never empty once created, at most
+/// `capacity` points, `at` strictly increasing, `head` non-decreasing (a decrease
+/// restarts the ring), so the ring is a sorted table of when each offset was
+/// written and can be binary-searched.
+#[derive(Clone, Debug)]
+pub struct KeyHistory {
+    points: VecDeque<Point>,
+    capacity: usize,
+    jetstream: bool,
+    /// When `committed` took its current value, as far as this history knows (a
+    /// lower bound on its age after a start or restart). Kept outside the ring so
+    /// "no commit progress for 20 minutes" survives a ring shorter than that.
+    committed_since: Millis,
+    earlier_rise: Option<Rise>,
+    restarts: u32,
+    last_restart: Option<Restart>,
+}
+
+impl KeyHistory {
+    /// A history holding one point. The ring's full capacity is allocated now, so
+    /// memory per key is fixed from the first sample on.
+    pub fn new(capacity: usize, jetstream: bool, first: Point) -> Self {
+        let capacity = capacity.max(MIN_CAPACITY);
+        let mut points = VecDeque::with_capacity(capacity);
+        points.push_back(first);
+        Self {
+            points,
+            capacity,
+            jetstream,
+            committed_since: first.at,
+            earlier_rise: None,
+            restarts: 0,
+            last_restart: None,
+        }
+    }
+
+    /// Appends a point, restarting the ring first when the counters reset.
+    pub fn push(&mut self, p: Point) {
+        let Some(last) = self.points.back().copied() else {
+            self.points.push_back(p);
+            self.committed_since = p.at;
+            return;
+        };
+        let reset = if p.at < last.at {
+            Some(RestartReason::ClockWentBack)
+        } else if p.head < last.head {
+            Some(RestartReason::HeadDecreased)
+        } else if last.low.is_some_and(|l| l < last.head) && p.low.is_some_and(|l| l >= last.head) {
+            Some(RestartReason::Purged)
+        } else {
+            None
+        };
+        if let Some(reason) = reset {
+            self.points.clear();
+            self.points.push_back(p);
+            self.committed_since = p.at;
+            self.earlier_rise = None;
+            self.restarts = self.restarts.saturating_add(1);
+            self.last_restart = Some(Restart { at: p.at, reason });
+            return;
+        }
+        if p.committed != last.committed {
+            self.committed_since = p.at;
+        }
+        if p.at == last.at {
+            // Two samples for one instant: the later reading wins, keeping `at`
+            // strictly increasing for the least-squares fits.
+            if let Some(back) = self.points.back_mut() {
+                *back = p;
+            }
+            return;
+        }
+        if self.points.len() == self.capacity {
+            if let Some(gone) = self.points.pop_front() {
+                if let Some(front) = self.points.front() {
+                    if gone.head < front.head {
+                        self.earlier_rise = Some(Rise {
+                            from: (gone.at, gone.head),
+                            to: (front.at, front.head),
+                        });
+                    }
+                }
+            }
+        }
+        self.points.push_back(p);
+    }
+
+    /// The ring, oldest first.
+    pub fn points(&self) -> &VecDeque<Point> {
+        &self.points
+    }
+    /// The newest point (None only for a history built empty, which `History`
+    /// never does).
+    pub fn last(&self) -> Option<&Point> {
+        self.points.back()
+    }
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+    /// The key is a JetStream consumer (its samples carried `jetstream` parts).
+    pub fn is_jetstream(&self) -> bool {
+        self.jetstream
+    }
+    /// When `committed` took its current value (a lower bound on its age).
+    pub fn committed_since(&self) -> Millis {
+        self.committed_since
+    }
+    pub fn earlier_rise(&self) -> Option<Rise> {
+        self.earlier_rise
+    }
+    /// How many times the ring was restarted; the engine counts the increase.
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+    pub fn last_restart(&self) -> Option<Restart> {
+        self.last_restart
+    }
+    /// When the key was last seen.
+    pub fn last_seen(&self) -> Option<Millis> {
+        self.points.back().map(|p| p.at)
+    }
+}
+
+/// Least squares needs two points; a ring smaller than that could never fit.
+const MIN_CAPACITY: usize = 2;
+
+/// The history of every key, owned by the engine alone.
+#[derive(Clone, Debug)]
+pub struct History {
+    keys: HashMap<ConsumerKey, KeyHistory>,
+    capacity: usize,
+}
+
+impl History {
+    /// `capacity` points per key; see `analysis::Settings::capacity_for`.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            keys: HashMap::new(),
+            capacity: capacity.max(MIN_CAPACITY),
+        }
+    }
+
+    /// Records one sample seen at `at`, restarting the key's ring on a counter
+    /// reset (see [`RestartReason`]).
+    pub fn record(&mut self, sample: &Sample, at: Millis) -> &KeyHistory {
+        let point = Point::from_sample(sample, at);
+        let capacity = self.capacity;
+        let jetstream = sample.jetstream.is_some();
+        // One clone of the key (four Arc increments) per sample, because std's
+        // entry API wants an owned key; the whole poll, clones included, is
+        // timed in benches/analysis.rs.
+        let kh = self
+            .keys
+            .entry(sample.key.clone())
+            .and_modify(|kh| {
+                kh.jetstream = jetstream;
+                kh.push(point);
+            })
+            .or_insert_with(|| KeyHistory::new(capacity, jetstream, point));
+        kh
+    }
+
+    /// Forgets keys not seen for more than `ttl_ms` before `now` (a consumer or
+    /// partition that vanished) and returns them, sorted, so the engine can drop
+    /// their series too.
+    pub fn expire(&mut self, now: Millis, ttl_ms: i64) -> Vec<ConsumerKey> {
+        let mut gone = Vec::new();
+        self.keys.retain(|k, h| {
+            let keep = h
+                .last_seen()
+                .is_some_and(|seen| now.0.saturating_sub(seen.0) <= ttl_ms);
+            if !keep {
+                gone.push(k.clone());
+            }
+            keep
+        });
+        gone.sort();
+        gone
+    }
+
+    pub fn get(&self, key: &ConsumerKey) -> Option<&KeyHistory> {
+        self.keys.get(key)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&ConsumerKey, &KeyHistory)> {
+        self.keys.iter()
+    }
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GroupKey, JetstreamParts, SourceId};
+    use std::sync::Arc;
+
+    fn key(partition: i32) -> ConsumerKey {
+        ConsumerKey {
+            group: GroupKey {
+                source: SourceId::new("k"),
+                scope: None,
+                group: Arc::from("g"),
+            },
+            topic: Arc::from("t"),
+            partition: Some(partition),
+        }
+    }
+
+    fn sample(partition: i32, committed: Option<i64>, head: i64, low: Option<i64>) -> Sample {
+        Sample {
+            key: key(partition),
+            committed,
+            head,
+            low,
+            lag: u64::try_from(head - committed.unwrap_or(head)).unwrap_or(0),
+            jetstream: None,
+        }
+    }
+
+    /// One step of a history table: (seconds, committed, head, low).
+    type Step = (i64, Option<i64>, i64, Option<i64>);
+
+    fn run(capacity: usize, steps: &[Step]) -> KeyHistory {
+        let mut h = History::new(capacity);
+        for &(t, c, head, low) in steps {
+            h.record(&sample(0, c, head, low), Millis(t * 1000));
+        }
+        h.get(&key(0)).cloned().unwrap()
+    }
+
+    #[test]
+    fn record_table_restarts_the_ring_only_on_counter_resets() {
+        // (case, steps, expected points, expected restart reason)
+        let cases: Vec<(u32, Vec<Step>, usize, Option<RestartReason>)> = vec![
+            // case 1: steady growth keeps every point.
+            (
+                1,
+                vec![
+                    (0, Some(0), 10, Some(0)),
+                    (30, Some(5), 20, Some(0)),
+                    (60, Some(10), 30, Some(0)),
+                ],
+                3,
+                None,
+            ),
+            // case 2: topic recreated, head goes down: restart with the new point.
+            (
+                2,
+                vec![
+                    (0, Some(90), 100, Some(0)),
+                    (30, Some(95), 110, Some(0)),
+                    (60, Some(0), 3, Some(0)),
+                ],
+                1,
+                Some(RestartReason::HeadDecreased),
+            ),
+            // case 3: stream purged, low jumps to the old head: restart.
+            (
+                3,
+                vec![
+                    (0, Some(50), 100, Some(10)),
+                    (30, Some(100), 100, Some(100)),
+                ],
+                1,
+                Some(RestartReason::Purged),
+            ),
+            // case 4: empty idle topic (low == head) is not a purge.
+            (
+                4,
+                vec![
+                    (0, Some(100), 100, Some(100)),
+                    (30, Some(100), 100, Some(100)),
+                ],
+                2,
+                None,
+            ),
+            // case 5: the clock stepped back: restart.
+            (
+                5,
+                vec![(60, Some(1), 10, None), (30, Some(2), 11, None)],
+                1,
+                Some(RestartReason::ClockWentBack),
+            ),
+            // case 6: consumer rewound (committed down, head up): kept; that is
+            // Burrow's REWIND, analysis must see it.
+            (
+                6,
+                vec![(0, Some(50), 100, None), (30, Some(0), 110, None)],
+                2,
+                None,
+            ),
+            // case 7: same timestamp twice: the later reading replaces the last.
+            (
+                7,
+                vec![(0, Some(1), 10, None), (0, Some(2), 11, None)],
+                1,
+                None,
+            ),
+            // case 8: retention moves low forward normally: kept.
+            (
+                8,
+                vec![(0, Some(50), 100, Some(10)), (30, Some(60), 110, Some(40))],
+                2,
+                None,
+            ),
+        ];
+        for (case, steps, len, reason) in cases {
+            let h = run(8, &steps);
+            assert_eq!(h.points().len(), len, "case {case}");
+            assert_eq!(h.last_restart().map(|r| r.reason), reason, "case {case}");
+            let last = steps.last().unwrap();
+            assert_eq!(h.last().unwrap().head, last.2, "case {case}");
+        }
+    }
+
+    #[test]
+    fn the_ring_never_grows_past_its_capacity_and_keeps_the_newest_points() {
+        let steps: Vec<Step> = (0..10).map(|i| (i * 30, Some(i), i * 10, None)).collect();
+        let h = run(4, &steps);
+        assert_eq!(h.points().len(), 4);
+        assert_eq!(h.points().front().unwrap().at, Millis(6 * 30_000));
+        assert_eq!(h.points().back().unwrap().at, Millis(9 * 30_000));
+        assert!(h.points().capacity() >= 4);
+    }
+
+    #[test]
+    fn the_last_head_rise_that_fell_off_the_ring_is_remembered() {
+        // Head rises 0 -> 100 between t=0 and t=30, then stays idle; a ring of 3
+        // drops both, but the rise is kept for time-lag interpolation.
+        let mut steps: Vec<Step> = vec![(0, Some(0), 0, None), (30, Some(0), 100, None)];
+        steps.extend((2..8).map(|i| (i * 30, Some(0), 100, None)));
+        let h = run(3, &steps);
+        assert_eq!(
+            h.earlier_rise(),
+            Some(Rise {
+                from: (Millis(0), 0),
+                to: (Millis(30_000), 100)
+            })
+        );
+    }
+
+    #[test]
+    fn committed_since_is_when_the_committed_offset_last_moved() {
+        let h = run(
+            3,
+            &[
+                (0, Some(1), 10, None),
+                (30, Some(2), 10, None),
+                (60, Some(2), 10, None),
+                (90, Some(2), 10, None),
+                (120, Some(2), 10, None),
+            ],
+        );
+        // Still known after the point of change fell off the ring of 3.
+        assert_eq!(h.committed_since(), Millis(30_000));
+    }
+
+    #[test]
+    fn expire_forgets_keys_not_seen_for_longer_than_the_ttl() {
+        let mut h = History::new(4);
+        h.record(&sample(0, Some(1), 2, None), Millis(0));
+        h.record(&sample(1, Some(1), 2, None), Millis(50_000));
+        h.record(&sample(2, Some(1), 2, None), Millis(60_000));
+        // case 1: partition 0 last seen 100 s ago, ttl 60 s: gone.
+        // case 2: partition 1 seen 50 s ago: kept. case 3: exactly ttl old: kept.
+        let gone = h.expire(Millis(110_000), 60_000);
+        assert_eq!(gone, vec![key(0)]);
+        assert_eq!(h.len(), 2);
+        assert!(h.get(&key(1)).is_some());
+        // case 4: much later everything goes.
+        let gone = h.expire(Millis(1_000_000), 60_000);
+        assert_eq!(gone, vec![key(1), key(2)]);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn a_key_is_jetstream_when_its_samples_carry_jetstream_parts() {
+        let mut h = History::new(4);
+        let mut s = sample(0, Some(1), 2, None);
+        s.jetstream = Some(JetstreamParts::default());
+        assert!(h.record(&s, Millis(0)).is_jetstream());
+        assert!(!h
+            .record(&sample(1, Some(1), 2, None), Millis(0))
+            .is_jetstream());
+    }
+}
