@@ -1,6 +1,7 @@
-//! The engine task: sole owner of per-source state and history. It turns each
-//! poll batch into a new immutable [`Snapshot`] (with the /metrics body rendered
-//! once) and publishes it on a watch channel.
+//! The engine task: sole owner of per-source state and of the sample history.
+//! Each poll batch is folded into the history, analysed once (rates, time lag,
+//! ETA, status, retention risk, per-group rollups), and published as a new
+//! immutable [`Snapshot`] with the /metrics body rendered once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,10 +9,36 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 
+use crate::analysis::{self, Analysis, GroupAnalysis, Settings, ThresholdResolver};
+use crate::history::History;
 use crate::metrics::{self, SelfMetrics};
 use crate::model::{
-    GroupInfo, Millis, PollBatch, PollFailure, Sample, SourceId, StreamState, System,
+    GroupInfo, GroupKey, Millis, PollBatch, PollData, PollFailure, Sample, SourceId, StreamState,
+    System,
 };
+
+/// One partition (Kafka) or consumer (JetStream) as of its source's last poll.
+#[derive(Clone, Debug)]
+pub struct PartitionView {
+    pub sample: Sample,
+    pub analysis: Analysis,
+}
+
+/// One group (Kafka group, JetStream consumer) as of its source's last poll.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    pub key: GroupKey,
+    pub system: System,
+    /// Broker-reported state and members, where the broker said.
+    pub info: Option<GroupInfo>,
+    /// Topics (Kafka) or the stream (JetStream) the group has offsets in.
+    pub topics: Vec<Arc<str>>,
+    /// Indexes into the source's `partitions` of this group's partitions.
+    pub partitions: Vec<usize>,
+    /// None when the group has no partitions with data (e.g. a JetStream
+    /// consumer listed as missing).
+    pub analysis: Option<GroupAnalysis>,
+}
 
 /// What the rest of the process knows about one source.
 #[derive(Clone, Debug)]
@@ -25,10 +52,11 @@ pub struct SourceView {
     pub last_poll: Option<Millis>,
     pub last_success: Option<Millis>,
     pub last_error: Option<PollFailure>,
-    /// Samples of the last successful poll; empty while the source is down, so
-    /// nothing stale is presented as fresh.
-    pub samples: Arc<Vec<Sample>>,
-    pub groups: Arc<Vec<GroupInfo>>,
+    /// Partitions of the last successful poll, sorted by key; empty while the
+    /// source is down, so nothing stale is presented as fresh.
+    pub partitions: Arc<Vec<PartitionView>>,
+    /// Groups of the last successful poll, sorted by key.
+    pub groups: Arc<Vec<GroupView>>,
     pub streams: Arc<Vec<StreamState>>,
 }
 
@@ -37,6 +65,8 @@ pub struct SourceView {
 pub struct Snapshot {
     pub at: Millis,
     pub sources: Vec<SourceView>,
+    /// Keys whose history the engine holds (all sources).
+    pub history_keys: usize,
     /// The Prometheus text exposition of this snapshot, rendered once.
     pub metrics_text: Bytes,
 }
@@ -49,11 +79,15 @@ impl Snapshot {
     }
 }
 
-/// The engine's inputs: the configured sources, in config order.
+/// Owns the state; see the module docs.
 pub struct Engine {
     sources: BTreeMap<SourceId, SourceView>,
     order: Vec<SourceId>,
+    history: History,
+    settings: Settings,
+    thresholds: ThresholdResolver,
     metrics: SelfMetrics,
+    plan: metrics::Plan,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
 }
 
@@ -61,13 +95,20 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("sources", &self.order)
+            .field("history_keys", &self.history.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Engine {
     /// Builds the engine and the watch channel its snapshots go out on.
-    pub fn new(sources: &[(SourceId, System)]) -> (Engine, watch::Receiver<Arc<Snapshot>>) {
+    /// `ring` is the number of samples kept per key.
+    pub fn new(
+        sources: &[(SourceId, System)],
+        settings: Settings,
+        ring: usize,
+        plan: metrics::Plan,
+    ) -> (Engine, watch::Receiver<Arc<Snapshot>>) {
         let metrics = SelfMetrics::new(sources);
         let mut map = BTreeMap::new();
         for (id, system) in sources {
@@ -81,7 +122,7 @@ impl Engine {
                     last_poll: None,
                     last_success: None,
                     last_error: None,
-                    samples: Arc::new(Vec::new()),
+                    partitions: Arc::new(Vec::new()),
                     groups: Arc::new(Vec::new()),
                     streams: Arc::new(Vec::new()),
                 },
@@ -91,13 +132,18 @@ impl Engine {
         let initial = Arc::new(Snapshot {
             at: Millis::now(),
             sources: Vec::new(),
+            history_keys: 0,
             metrics_text: Bytes::new(),
         });
         let (snapshot_tx, rx) = watch::channel(initial);
         let mut engine = Engine {
             sources: map,
             order,
+            history: History::new(ring),
+            thresholds: settings.resolver(),
+            settings,
             metrics,
+            plan,
             snapshot_tx,
         };
         engine.publish(Millis::now());
@@ -117,24 +163,34 @@ impl Engine {
     /// Folds one batch into the state. Unknown sources are ignored (cannot happen:
     /// sources are built from the same config).
     pub fn apply(&mut self, batch: PollBatch) {
-        let Some(view) = self.sources.get_mut(&batch.source) else {
+        if !self.sources.contains_key(&batch.source) {
             tracing::warn!(source = %batch.source, "batch from an unconfigured source ignored");
             return;
-        };
+        }
         self.metrics.record_poll(&batch);
+        let PollBatch {
+            source, at, result, ..
+        } = batch;
+        let analysed = match result {
+            Ok(data) => Ok(self.analyse(&source, at, data)),
+            Err(f) => Err(f),
+        };
+        let Some(view) = self.sources.get_mut(&source) else {
+            return;
+        };
         view.polled = true;
-        view.last_poll = Some(batch.at);
-        match batch.result {
-            Ok(data) => {
+        view.last_poll = Some(at);
+        match analysed {
+            Ok((partitions, groups, streams)) => {
                 if !view.up {
                     tracing::info!(source = %view.id, system = %view.system, "source is up");
                 }
                 view.up = true;
-                view.last_success = Some(batch.at);
+                view.last_success = Some(at);
                 view.last_error = None;
-                view.samples = Arc::new(data.samples);
-                view.groups = Arc::new(data.groups);
-                view.streams = Arc::new(data.streams);
+                view.partitions = Arc::new(partitions);
+                view.groups = Arc::new(groups);
+                view.streams = Arc::new(streams);
             }
             Err(failure) => {
                 if view.up || view.last_error.is_none() {
@@ -145,14 +201,87 @@ impl Engine {
                         error = %failure.message,
                         "source is down"
                     );
+                } else {
+                    tracing::debug!(source = %view.id, error = %failure.message, "source still down");
                 }
                 view.up = false;
                 view.last_error = Some(failure);
-                view.samples = Arc::new(Vec::new());
+                view.partitions = Arc::new(Vec::new());
                 view.groups = Arc::new(Vec::new());
                 view.streams = Arc::new(Vec::new());
             }
         }
+    }
+
+    /// Records a successful poll in the history and analyses every key of it at
+    /// the poll's time.
+    fn analyse(
+        &mut self,
+        source: &SourceId,
+        at: Millis,
+        data: PollData,
+    ) -> (Vec<PartitionView>, Vec<GroupView>, Vec<StreamState>) {
+        let PollData {
+            mut samples,
+            groups: infos,
+            streams,
+            ..
+        } = data;
+        samples.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut partitions = Vec::with_capacity(samples.len());
+        for sample in samples {
+            let thresholds = self.thresholds.for_group(&sample.key.group);
+            let h = self.history.record(&sample, at);
+            let analysis = analysis::analyze(h, at, &self.settings, thresholds);
+            partitions.push(PartitionView { sample, analysis });
+        }
+        let gone = self
+            .history
+            .expire_source(source, at, self.settings.expire_after_ms());
+        if gone > 0 {
+            tracing::debug!(%source, keys = gone, "expired the history of vanished partitions");
+        }
+
+        let system = self.sources.get(source).map_or(System::Kafka, |s| s.system);
+        let mut groups: BTreeMap<GroupKey, GroupView> = BTreeMap::new();
+        for (i, p) in partitions.iter().enumerate() {
+            let g = groups
+                .entry(p.sample.key.group.clone())
+                .or_insert_with(|| GroupView {
+                    key: p.sample.key.group.clone(),
+                    system,
+                    info: None,
+                    topics: Vec::new(),
+                    partitions: Vec::new(),
+                    analysis: None,
+                });
+            g.partitions.push(i);
+            if g.topics.last() != Some(&p.sample.key.topic) {
+                g.topics.push(p.sample.key.topic.clone());
+            }
+        }
+        for info in infos {
+            let key = info.key.clone();
+            groups
+                .entry(key.clone())
+                .or_insert_with(|| GroupView {
+                    key,
+                    system,
+                    info: None,
+                    topics: Vec::new(),
+                    partitions: Vec::new(),
+                    analysis: None,
+                })
+                .info = Some(info);
+        }
+        for g in groups.values_mut() {
+            if !g.partitions.is_empty() {
+                g.analysis = Some(analysis::rollup(
+                    g.partitions.iter().map(|i| &partitions[*i].analysis),
+                ));
+            }
+        }
+        (partitions, groups.into_values().collect(), streams)
     }
 
     fn publish(&mut self, at: Millis) {
@@ -161,10 +290,11 @@ impl Engine {
             .iter()
             .filter_map(|id| self.sources.get(id).cloned())
             .collect();
-        let metrics_text = metrics::render(&self.metrics, &sources);
+        let metrics_text = metrics::render(&self.metrics, &sources, &self.plan, self.history.len());
         let snapshot = Snapshot {
             at,
             sources,
+            history_keys: self.history.len(),
             metrics_text: Bytes::from(metrics_text),
         };
         // send_replace: publishing must not fail just because no reader is left.

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::model::{ConsumerKey, Millis, Sample};
+use crate::model::{ConsumerKey, Millis, Sample, SourceId};
 
 /// What one poll saw of one key, reduced to what analysis needs.
 ///
@@ -247,6 +247,19 @@ impl History {
         });
         gone.sort();
         gone
+    }
+
+    /// As [`History::expire`], for the keys of one source only: called after that
+    /// source's successful poll, so a source that is down keeps its history
+    /// until it comes back.
+    pub fn expire_source(&mut self, source: &SourceId, now: Millis, ttl_ms: i64) -> usize {
+        let before = self.keys.len();
+        self.keys.retain(|k, h| {
+            &k.group.source != source
+                || h.last_seen()
+                    .is_some_and(|seen| now.0.saturating_sub(seen.0) <= ttl_ms)
+        });
+        before - self.keys.len()
     }
 
     pub fn get(&self, key: &ConsumerKey) -> Option<&KeyHistory> {

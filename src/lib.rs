@@ -58,7 +58,9 @@ pub async fn run_with_listener(
 ) -> Result<(), Error> {
     let local = listener.local_addr().map_err(Error::Http)?;
     let ids = source::ids(&config);
-    let (engine, snapshots) = engine::Engine::new(&ids);
+    let ring = config.analysis.capacity_for(config.min_poll_interval());
+    let (engine, snapshots) =
+        engine::Engine::new(&ids, config.analysis.clone(), ring, config.metrics_plan());
     let (tx, rx) = mpsc::channel(BATCH_QUEUE);
 
     let stop_sources = CancellationToken::new();

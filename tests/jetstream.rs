@@ -332,7 +332,7 @@ async fn wrong_credentials_fail_with_an_auth_error_that_hides_the_password() {
     assert!(!err.message.contains("nope-token"), "{err:?}");
 }
 
-const BILLING_LAG: &str = r#"lagwatch_lag_messages{source="nats",system="jetstream",group="billing",topic="ORDERS",partition=""}"#;
+const BILLING_LAG: &str = r#"lagwatch_group_lag_messages{source="nats",system="jetstream",group="billing",topic="ORDERS"}"#;
 const UP: &str = r#"lagwatch_source_up{source="nats",system="jetstream"}"#;
 
 #[tokio::test]
@@ -347,15 +347,15 @@ async fn the_daemon_exports_jetstream_lag_and_survives_a_server_restart() {
     let body = daemon.metrics();
     for (series, value) in [
         (
-            r#"lagwatch_jetstream_pending_messages{source="nats",system="jetstream",group="billing",topic="ORDERS",partition=""}"#,
+            r#"lagwatch_jetstream_pending_messages{source="nats",system="jetstream",group="billing",topic="ORDERS"}"#,
             "15",
         ),
         (
-            r#"lagwatch_jetstream_ack_pending_messages{source="nats",system="jetstream",group="billing",topic="ORDERS",partition=""}"#,
+            r#"lagwatch_jetstream_ack_pending_messages{source="nats",system="jetstream",group="billing",topic="ORDERS"}"#,
             "2",
         ),
         (
-            r#"lagwatch_jetstream_push_bound{source="nats",system="jetstream",group="audit",topic="ORDERS",partition=""}"#,
+            r#"lagwatch_jetstream_push_bound{source="nats",system="jetstream",group="audit",topic="ORDERS"}"#,
             "0",
         ),
         (
@@ -369,6 +369,8 @@ async fn the_daemon_exports_jetstream_lag_and_survives_a_server_restart() {
             "{series}\n{body}"
         );
     }
+    let lint = common::promtool_check_metrics(&body);
+    assert!(lint.is_empty(), "promtool check metrics:\n{lint}");
     // Down within one poll (1 s interval) of the server going away.
     nats.stop();
     daemon.wait_metric(UP, "0", Duration::from_secs(3));

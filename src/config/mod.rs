@@ -84,6 +84,12 @@ pub struct Config {
     /// Splitting the groups of every source across several lagwatch processes.
     #[serde(default)]
     pub shard: ShardConfig,
+    /// What /metrics exports (docs/metrics.md).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// Windows, history bounds and status thresholds (docs/analysis.md).
+    #[serde(default)]
+    pub analysis: crate::analysis::Settings,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -243,12 +249,43 @@ fn default_log_level() -> String {
     "info".to_string()
 }
 
+/// The finest level of Kafka series exported. JetStream consumers have no
+/// partitions: they are always exported per consumer.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Granularity {
+    /// Group, topic and partition series.
+    Partition,
+    /// Group and topic series: one per (group, topic) instead of per partition.
+    #[default]
+    Topic,
+    /// Group series only.
+    Group,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Default granularity of every source. Default: topic
+    #[serde(default)]
+    pub granularity: Granularity,
+    /// Default cap on per-consumer series per source. Default: none
+    pub max_series_per_source: Option<usize>,
+    /// Also export kafka-lag-exporter's metric names and labels. Default: false
+    #[serde(default)]
+    pub kafka_lag_exporter_compat: bool,
+}
+
 /// One monitored cluster or connection. Exactly one of `kafka` / `jetstream`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Unique name; becomes the `source` label.
     pub name: String,
+    /// Overrides `metrics.granularity` for this source.
+    pub granularity: Option<Granularity>,
+    /// Overrides `metrics.max_series_per_source` for this source.
+    pub max_series: Option<usize>,
     pub kafka: Option<KafkaConfig>,
     pub jetstream: Option<JetstreamConfig>,
 }
@@ -489,6 +526,9 @@ impl Config {
         {
             push("shard".into(), e);
         }
+        for (path, message) in self.analysis.validate("analysis") {
+            push(path, message);
+        }
         if self.sources.is_empty() {
             push(
                 "sources".into(),
@@ -633,6 +673,35 @@ impl Config {
             }
         }
         out
+    }
+
+    /// What each source exports on /metrics.
+    pub fn metrics_plan(&self) -> crate::metrics::Plan {
+        crate::metrics::Plan {
+            sources: self
+                .sources
+                .iter()
+                .map(|s| {
+                    (
+                        crate::model::SourceId::new(&s.name),
+                        crate::metrics::SourcePlan {
+                            granularity: s.granularity.unwrap_or(self.metrics.granularity),
+                            max_series: s.max_series.or(self.metrics.max_series_per_source),
+                        },
+                    )
+                })
+                .collect(),
+            kafka_lag_exporter: self.metrics.kafka_lag_exporter_compat,
+        }
+    }
+
+    /// The shortest poll interval of any source: it sizes the history rings.
+    pub fn min_poll_interval(&self) -> std::time::Duration {
+        self.sources
+            .iter()
+            .map(|s| self.timing(s).poll_interval)
+            .min()
+            .unwrap_or(self.poll_interval.get())
     }
 
     /// Poll interval and request timeout of source `i`, defaults applied.

@@ -414,3 +414,32 @@ pub fn metric_value(body: &str, series: &str) -> Option<String> {
         (s == series).then(|| v.to_string())
     })
 }
+
+/// Runs `promtool check metrics` on an exposition; returns its complaints
+/// (empty when the text passes every lint).
+pub fn promtool_check_metrics(body: &str) -> String {
+    let mut child = Command::new(require_binary("promtool"))
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("feed promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && text.trim().is_empty() {
+        String::new()
+    } else {
+        text
+    }
+}
