@@ -69,6 +69,8 @@ pub struct Snapshot {
     pub history_keys: usize,
     /// The Prometheus text exposition of this snapshot, rendered once.
     pub metrics_text: Bytes,
+    /// The same, gzip-compressed on the first scrape that asks for it.
+    metrics_gzip: std::sync::OnceLock<Bytes>,
 }
 
 impl Snapshot {
@@ -76,6 +78,23 @@ impl Snapshot {
     /// source that is down at start must still be visible (as down) to Prometheus.
     pub fn ready(&self) -> bool {
         self.sources.iter().all(|s| s.polled)
+    }
+
+    /// The exposition gzip-compressed, computed at most once per snapshot
+    /// (fast compression level: scrapes are frequent, bodies compress ~10x anyway).
+    pub fn metrics_gzip(&self) -> Bytes {
+        self.metrics_gzip
+            .get_or_init(|| {
+                use std::io::Write as _;
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.metrics_text.len() / 8),
+                    flate2::Compression::fast(),
+                );
+                // Writing to a Vec cannot fail.
+                let _ = enc.write_all(&self.metrics_text);
+                Bytes::from(enc.finish().unwrap_or_default())
+            })
+            .clone()
     }
 }
 
@@ -134,6 +153,7 @@ impl Engine {
             sources: Vec::new(),
             history_keys: 0,
             metrics_text: Bytes::new(),
+            metrics_gzip: std::sync::OnceLock::new(),
         });
         let (snapshot_tx, rx) = watch::channel(initial);
         let mut engine = Engine {
@@ -296,6 +316,7 @@ impl Engine {
             sources,
             history_keys: self.history.len(),
             metrics_text: Bytes::from(metrics_text),
+            metrics_gzip: std::sync::OnceLock::new(),
         };
         // send_replace: publishing must not fail just because no reader is left.
         self.snapshot_tx.send_replace(Arc::new(snapshot));

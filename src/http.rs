@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -38,13 +38,43 @@ pub fn router(state: AppState) -> Router {
 /// Content type of the Prometheus text exposition format 0.0.4.
 const PROM_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let snap = state.latest();
-    (
-        [(header::CONTENT_TYPE, PROM_TEXT)],
-        snap.metrics_text.clone(),
-    )
-        .into_response()
+    if accepts_gzip(&headers) {
+        (
+            [
+                (header::CONTENT_TYPE, PROM_TEXT),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::VARY, "accept-encoding"),
+            ],
+            snap.metrics_gzip(),
+        )
+            .into_response()
+    } else {
+        (
+            [
+                (header::CONTENT_TYPE, PROM_TEXT),
+                (header::VARY, "accept-encoding"),
+            ],
+            snap.metrics_text.clone(),
+        )
+            .into_response()
+    }
+}
+
+/// Whether the client listed gzip in Accept-Encoding (without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
 }
 
 async fn healthz() -> &'static str {

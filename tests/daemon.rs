@@ -134,3 +134,43 @@ fn readyz_waits_for_the_first_poll_of_every_source() {
         Duration::from_secs(1),
     );
 }
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_the_scraper_asks_and_equal_the_plain_body() {
+    let nats = Nats::start();
+    let daemon = Daemon::start(&format!(
+        "http:\n  listen: 127.0.0.1:0\npoll_interval: 1s\nsources:\n  - name: n\n    jetstream:\n      servers: [\"{}\"]\n",
+        nats.url()
+    ));
+    daemon.wait_metric(
+        r#"lagwatch_source_up{source="n",system="jetstream"}"#,
+        "1",
+        Duration::from_secs(10),
+    );
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/metrics", daemon.addr);
+    // Two scrapes of the same snapshot: poll every 1 s, so retry until equal.
+    for _ in 0..20 {
+        let plain = client.get(&url).send().await.unwrap();
+        assert!(plain.headers().get("content-encoding").is_none());
+        let plain = plain.text().await.unwrap();
+        let gz = client
+            .get(&url)
+            .header("accept-encoding", "gzip, deflate")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gz.headers()["content-encoding"], "gzip");
+        let bytes = gz.bytes().await.unwrap();
+        let mut text = String::new();
+        use std::io::Read;
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(bytes.len() < plain.len(), "compressed is smaller");
+        if text == plain {
+            return;
+        }
+    }
+    panic!("gzip body never matched the plain body");
+}
