@@ -38,7 +38,13 @@ pub struct GroupView {
     /// None when the group has no partitions with data (e.g. a JetStream
     /// consumer listed as missing).
     pub analysis: Option<GroupAnalysis>,
+    /// Recent (poll time, lag in messages) of the group, oldest first, for
+    /// sparklines; at most [`TREND_POINTS`].
+    pub trend: Vec<(Millis, u64)>,
 }
+
+/// Points kept per group for the trend sparkline (an hour at a 1 m poll).
+pub const TREND_POINTS: usize = 60;
 
 /// What the rest of the process knows about one source.
 #[derive(Clone, Debug)]
@@ -105,6 +111,7 @@ pub struct Engine {
     history: History,
     settings: Settings,
     thresholds: ThresholdResolver,
+    trends: std::collections::HashMap<GroupKey, std::collections::VecDeque<(Millis, u64)>>,
     metrics: SelfMetrics,
     plan: metrics::Plan,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
@@ -161,6 +168,7 @@ impl Engine {
             order,
             history: History::new(ring),
             thresholds: settings.resolver(),
+            trends: std::collections::HashMap::new(),
             settings,
             metrics,
             plan,
@@ -274,6 +282,7 @@ impl Engine {
                     topics: Vec::new(),
                     partitions: Vec::new(),
                     analysis: None,
+                    trend: Vec::new(),
                 });
             g.partitions.push(i);
             if g.topics.last() != Some(&p.sample.key.topic) {
@@ -291,16 +300,25 @@ impl Engine {
                     topics: Vec::new(),
                     partitions: Vec::new(),
                     analysis: None,
+                    trend: Vec::new(),
                 })
                 .info = Some(info);
         }
         for g in groups.values_mut() {
             if !g.partitions.is_empty() {
-                g.analysis = Some(analysis::rollup(
-                    g.partitions.iter().map(|i| &partitions[*i].analysis),
-                ));
+                let a = analysis::rollup(g.partitions.iter().map(|i| &partitions[*i].analysis));
+                let trend = self.trends.entry(g.key.clone()).or_default();
+                if trend.len() == TREND_POINTS {
+                    trend.pop_front();
+                }
+                trend.push_back((at, a.lag_sum));
+                g.trend = trend.iter().copied().collect();
+                g.analysis = Some(a);
             }
         }
+        // Trends of this source's groups that vanished go with them.
+        self.trends
+            .retain(|k, _| &k.source != source || groups.contains_key(k));
         (partitions, groups.into_values().collect(), streams)
     }
 

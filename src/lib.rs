@@ -73,7 +73,10 @@ pub async fn run_with_listener(
     drop(tx);
     let engine_task = tokio::spawn(engine.run(rx));
 
-    let app = http::router(http::AppState { snapshots });
+    let app = http::router(http::AppState {
+        snapshots,
+        api_token: config.http.api_token.as_deref().map(std::sync::Arc::from),
+    });
     let http_stop = stop_http.clone();
     let mut http_task = tokio::spawn(async move {
         axum::serve(listener, app)

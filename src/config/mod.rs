@@ -187,18 +187,22 @@ fn default_shutdown_timeout() -> Seconds {
     Seconds::from_secs(20)
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address the metrics/health/API server binds.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Bearer token the JSON API requires (write `${LAGWATCH_API_TOKEN}`).
+    /// /metrics, /healthz and /readyz stay open. Default: none (API open).
+    pub api_token: Option<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            api_token: None,
         }
     }
 }
@@ -207,6 +211,15 @@ impl Default for HttpConfig {
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:9358";
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("listen", &self.listen)
+            .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl HttpConfig {
@@ -501,6 +514,12 @@ impl Config {
         };
         if let Err(e) = self.http.listen_addr() {
             push("http.listen".into(), e);
+        }
+        if self.http.api_token.as_deref() == Some("") {
+            push(
+                "http.api_token".into(),
+                "is empty; remove it to leave the API open, or set a token".into(),
+            );
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             push(

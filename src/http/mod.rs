@@ -1,21 +1,36 @@
-//! The HTTP surface (axum): /metrics, /healthz, /readyz. Handlers only read the
-//! latest snapshot; nothing here ever calls a broker.
+//! The HTTP surface (axum): /metrics, /healthz, /readyz, the JSON API and the
+//! status page. Handlers only read the latest snapshot; nothing here ever calls
+//! a broker, so a slow broker never slows a scrape.
+
+pub mod api;
+pub mod page;
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::Router;
 use tokio::sync::watch;
 
 use crate::engine::Snapshot;
 
 /// Shared, read-only state of every handler.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AppState {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
+    /// Bearer token the API requires; None: open.
+    pub api_token: Option<Arc<str>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
@@ -26,13 +41,58 @@ impl AppState {
 }
 
 /// The router: unknown paths answer 404, known paths with a wrong method 405.
+/// /metrics and the health endpoints stay open, as Prometheus and kubelet
+/// expect; the API requires the bearer token when one is configured.
 pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/sources", get(api::sources))
+        .route("/api/v1/groups", get(api::groups))
+        .route("/api/v1/groups/{source}/{group}", get(api::group))
+        .route("/api", any(api::not_found))
+        .route("/api/{*rest}", any(api::not_found))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/", get(page::index))
+        .merge(api)
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Checks `Authorization: Bearer <token>` in constant time.
+async fn require_token(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let Some(token) = &state.api_token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let a = given.as_bytes();
+    let b = token.as_bytes();
+    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    if same {
+        next.run(request).await
+    } else {
+        let mut r = api::ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token (Authorization: Bearer ...)",
+        )
+        .into_response();
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer realm=\"lagwatch\""),
+        );
+        r
+    }
 }
 
 /// Content type of the Prometheus text exposition format 0.0.4.
@@ -106,7 +166,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        "not found; try /metrics, /healthz or /readyz\n",
+        "not found; try /, /metrics, /healthz, /readyz or /api/v1/groups\n",
     )
         .into_response()
 }

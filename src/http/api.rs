@@ -1,0 +1,413 @@
+//! The read-only JSON API (`/api/v1/...`), served from the latest snapshot.
+//! Errors are JSON `{"error": "..."}` with a fitting status code.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::analysis::{Analysis, GroupAnalysis};
+use crate::engine::{GroupView, PartitionView, Snapshot, SourceView};
+use crate::model::{Millis, Status};
+
+/// A JSON error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+fn rfc3339(m: Millis) -> String {
+    let t =
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(m.0).unwrap_or(0));
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[derive(Serialize)]
+struct SourceJson {
+    name: String,
+    system: &'static str,
+    up: bool,
+    polled: bool,
+    last_poll: Option<String>,
+    last_success: Option<String>,
+    last_error: Option<ErrorJson>,
+    groups: usize,
+    partitions: usize,
+}
+
+#[derive(Serialize)]
+struct ErrorJson {
+    kind: &'static str,
+    message: String,
+}
+
+fn source_json(s: &SourceView) -> SourceJson {
+    SourceJson {
+        name: s.id.to_string(),
+        system: s.system.as_str(),
+        up: s.up,
+        polled: s.polled,
+        last_poll: s.last_poll.map(rfc3339),
+        last_success: s.last_success.map(rfc3339),
+        last_error: s.last_error.as_ref().map(|e| ErrorJson {
+            kind: e.kind.as_str(),
+            message: e.message.clone(),
+        }),
+        groups: s.groups.len(),
+        partitions: s.partitions.len(),
+    }
+}
+
+pub async fn sources(State(state): State<AppState>) -> Response {
+    let snap = state.latest();
+    let list: Vec<SourceJson> = snap.sources.iter().map(source_json).collect();
+    Json(serde_json::json!({ "sources": list })).into_response()
+}
+
+/// Time lag as JSON: seconds (null when unknown) and how it was obtained.
+#[derive(Serialize)]
+struct TimeLagJson {
+    seconds: Option<f64>,
+    quality: &'static str,
+    /// Unknown but at least this old.
+    at_least_seconds: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct GroupJson {
+    source: String,
+    system: &'static str,
+    group: String,
+    /// JetStream: the stream of the consumer.
+    stream: Option<String>,
+    topics: Vec<String>,
+    state: Option<String>,
+    members: Option<u32>,
+    partitions: usize,
+    lag: Option<u64>,
+    max_lag: Option<u64>,
+    lag_seconds: Option<TimeLagJson>,
+    produce_rate: Option<f64>,
+    consume_rate: Option<f64>,
+    lag_growth: Option<f64>,
+    eta_seconds: Option<f64>,
+    status: Option<&'static str>,
+    lost_messages: Option<u64>,
+    seconds_to_loss: Option<f64>,
+    /// Lag in messages at recent polls, oldest first: [unix ms, lag].
+    trend: Vec<(i64, u64)>,
+}
+
+fn group_json(src: &SourceView, g: &GroupView) -> GroupJson {
+    let a: Option<&GroupAnalysis> = g.analysis.as_ref();
+    GroupJson {
+        source: src.id.to_string(),
+        system: src.system.as_str(),
+        group: g.key.group.to_string(),
+        stream: g.key.scope.as_ref().map(|s| s.to_string()),
+        topics: g.topics.iter().map(|t| t.to_string()).collect(),
+        state: g.info.as_ref().and_then(|i| i.state.clone()),
+        members: g.info.as_ref().and_then(|i| i.members),
+        partitions: g.partitions.len(),
+        lag: a.map(|a| a.lag_sum),
+        max_lag: a.map(|a| a.lag_max),
+        lag_seconds: a.map(|a| TimeLagJson {
+            seconds: a.time_lag_max.seconds(),
+            quality: a.time_lag_max.quality().as_str(),
+            at_least_seconds: a.time_lag_max.at_least(),
+        }),
+        produce_rate: a.and_then(|a| a.produce_rate),
+        consume_rate: a.and_then(|a| a.consume_rate),
+        lag_growth: a.and_then(|a| a.lag_growth),
+        eta_seconds: a.and_then(|a| a.eta_seconds),
+        status: a.map(|a| a.status.as_str()),
+        lost_messages: a.map(|a| a.lost_messages),
+        seconds_to_loss: a.and_then(|a| a.seconds_to_loss),
+        trend: g.trend.iter().map(|(t, l)| (t.0, *l)).collect(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsQuery {
+    source: Option<String>,
+    system: Option<String>,
+    status: Option<String>,
+    /// `lag_seconds` (default), `lag`, `status` or `name`.
+    sort: Option<String>,
+    /// `desc` (default: worst first) or `asc`.
+    order: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `/api/v1/groups`: every group, worst first by default.
+pub async fn groups(
+    State(state): State<AppState>,
+    query: Result<Query<GroupsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "bad query: {}; parameters are source, system, status, sort, order, limit",
+                e.body_text()
+            ),
+        )
+    })?;
+    let status = match &q.status {
+        None => None,
+        Some(s) => Some(
+            Status::ALL
+                .into_iter()
+                .find(|st| st.as_str().eq_ignore_ascii_case(s))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("unknown status `{s}`; use OK, WARN, REWIND, STALL, STOP or ERR"),
+                    )
+                })?,
+        ),
+    };
+    if let Some(sys) = &q.system {
+        if sys != "kafka" && sys != "jetstream" {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown system `{sys}`; use kafka or jetstream"),
+            ));
+        }
+    }
+    let sort = q.sort.as_deref().unwrap_or("lag_seconds");
+    if !matches!(sort, "lag_seconds" | "lag" | "status" | "name") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown sort `{sort}`; use lag_seconds, lag, status or name"),
+        ));
+    }
+    let ascending = match q.order.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(o) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown order `{o}`; use asc or desc"),
+            ))
+        }
+    };
+    let snap = state.latest();
+    if let Some(source) = &q.source {
+        if !snap.sources.iter().any(|s| s.id.as_str() == source) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no source named `{source}`"),
+            ));
+        }
+    }
+    let mut rows: Vec<(&SourceView, &GroupView)> = snap
+        .sources
+        .iter()
+        .filter(|s| q.source.as_deref().is_none_or(|n| s.id.as_str() == n))
+        .filter(|s| q.system.as_deref().is_none_or(|n| s.system.as_str() == n))
+        .flat_map(|s| s.groups.iter().map(move |g| (s, g)))
+        .filter(|(_, g)| status.is_none_or(|st| g.analysis.is_some_and(|a| a.status == st)))
+        .collect();
+    let time_key = |g: &GroupView| {
+        g.analysis.map_or(-1.0, |a| {
+            a.time_lag_max
+                .seconds()
+                .or(a.time_lag_max.at_least())
+                .unwrap_or(0.0)
+        })
+    };
+    rows.sort_by(|(sa, a), (sb, b)| {
+        let ord = match sort {
+            "lag" => a
+                .analysis
+                .map(|x| x.lag_sum)
+                .cmp(&b.analysis.map(|x| x.lag_sum)),
+            "status" => a
+                .analysis
+                .map(|x| x.status)
+                .cmp(&b.analysis.map(|x| x.status)),
+            "name" => (sa.id.as_str(), &a.key.group).cmp(&(sb.id.as_str(), &b.key.group)),
+            _ => time_key(a).total_cmp(&time_key(b)),
+        };
+        if ascending || sort == "name" {
+            ord
+        } else {
+            ord.reverse()
+        }
+    });
+    let limit = q.limit.unwrap_or(usize::MAX);
+    let list: Vec<GroupJson> = rows
+        .into_iter()
+        .take(limit)
+        .map(|(s, g)| group_json(s, g))
+        .collect();
+    Ok(Json(serde_json::json!({ "at": rfc3339(snap.at), "groups": list })).into_response())
+}
+
+#[derive(Serialize)]
+struct PartitionJson {
+    topic: String,
+    partition: Option<i32>,
+    committed: Option<i64>,
+    latest: i64,
+    earliest: Option<i64>,
+    lag: u64,
+    lag_seconds: TimeLagJson,
+    produce_rate: Option<f64>,
+    consume_rate: Option<f64>,
+    lag_growth: Option<f64>,
+    eta_seconds: Option<f64>,
+    status: &'static str,
+    lost_messages: u64,
+    seconds_to_loss: Option<f64>,
+    jetstream: Option<serde_json::Value>,
+}
+
+fn partition_json(p: &PartitionView) -> PartitionJson {
+    let a: &Analysis = &p.analysis;
+    PartitionJson {
+        topic: p.sample.key.topic.to_string(),
+        partition: p.sample.key.partition,
+        committed: p.sample.committed,
+        latest: p.sample.head,
+        earliest: p.sample.low,
+        lag: p.sample.lag,
+        lag_seconds: TimeLagJson {
+            seconds: a.time_lag.seconds(),
+            quality: a.time_lag.quality().as_str(),
+            at_least_seconds: a.time_lag.at_least(),
+        },
+        produce_rate: a.produce_rate,
+        consume_rate: a.consume_rate,
+        lag_growth: a.lag_growth,
+        eta_seconds: a.eta_seconds,
+        status: a.status.as_str(),
+        lost_messages: a.retention.lost_messages,
+        seconds_to_loss: a.retention.seconds_to_loss,
+        jetstream: p.sample.jetstream.as_ref().map(|j| {
+            serde_json::json!({
+                "num_pending": j.num_pending,
+                "num_ack_pending": j.num_ack_pending,
+                "num_redelivered": j.num_redelivered,
+                "num_waiting": j.num_waiting,
+                "delivered_stream_seq": j.delivered_stream_seq,
+                "ack_floor_stream_seq": j.ack_floor_stream_seq,
+                "max_ack_pending": j.max_ack_pending,
+                "push": j.push,
+                "deliver_group": j.deliver_group,
+                "push_bound": j.push_bound,
+            })
+        }),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupQuery {
+    /// JetStream: the stream, when consumers of the same name exist in several.
+    stream: Option<String>,
+}
+
+/// Finds one group of a source; JetStream names may need `?stream=`.
+pub fn find_group<'a>(
+    snap: &'a Snapshot,
+    source: &str,
+    group: &str,
+    stream: Option<&str>,
+) -> Result<(&'a SourceView, &'a GroupView), ApiError> {
+    let src = snap
+        .sources
+        .iter()
+        .find(|s| s.id.as_str() == source)
+        .ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no source named `{source}`"))
+        })?;
+    let matches: Vec<&GroupView> = src
+        .groups
+        .iter()
+        .filter(|g| &*g.key.group == group)
+        .filter(|g| stream.is_none_or(|s| g.key.scope.as_deref() == Some(s)))
+        .collect();
+    match matches.as_slice() {
+        [] => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            if src.up {
+                format!("source `{source}` has no group `{group}`")
+            } else {
+                format!("source `{source}` is down; no group data until it is polled again")
+            },
+        )),
+        [g] => Ok((src, g)),
+        many => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "`{group}` exists in several streams ({}); add ?stream=NAME",
+                many.iter()
+                    .filter_map(|g| g.key.scope.as_deref())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+/// `/api/v1/groups/{source}/{group}`: the group with its partitions.
+pub async fn group(
+    State(state): State<AppState>,
+    Path((source, group)): Path<(String, String)>,
+    query: Result<Query<GroupQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("bad query: {}; the only parameter is stream", e.body_text()),
+        )
+    })?;
+    let snap: Arc<Snapshot> = state.latest();
+    let (src, g) = find_group(&snap, &source, &group, q.stream.as_deref())?;
+    let partitions: Vec<PartitionJson> = g
+        .partitions
+        .iter()
+        .map(|i| partition_json(&src.partitions[*i]))
+        .collect();
+    Ok(Json(serde_json::json!({
+        "at": rfc3339(snap.at),
+        "group": group_json(src, g),
+        "partitions": partitions,
+    }))
+    .into_response())
+}
+
+/// Unknown paths under /api answer JSON, not the plain-text 404.
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such API path; see /api/v1/sources, /api/v1/groups, /api/v1/groups/{source}/{group}",
+    )
+}
