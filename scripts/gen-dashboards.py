@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Generates the Grafana dashboards in dashboards/ (importable JSON, datasource as
+an input). The panels are defined here once; run after changing them:
+    scripts/gen-dashboards.py          # write dashboards/*.json
+    scripts/gen-dashboards.py --check  # exit 1 if the committed files are stale
+"""
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DS = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+SEL = 'source=~"$source",system=~"$system"'
+GSEL = 'source=~"$source",system=~"$system",group=~"$group"'
+
+
+def inputs():
+    return [{
+        "name": "DS_PROMETHEUS", "label": "Prometheus", "description": "Prometheus scraping lagwatch",
+        "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus",
+    }]
+
+
+def var_query(name, label, query, multi=True, include_all=True):
+    return {
+        "name": name, "label": label, "type": "query", "datasource": DS,
+        "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
+        "refresh": 2, "multi": multi, "includeAll": include_all, "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]} if include_all else {},
+        "sort": 1,
+    }
+
+
+VARIABLES = [
+    var_query("source", "Source", "label_values(lagwatch_source_up, source)"),
+    var_query("system", "System", "label_values(lagwatch_source_up, system)"),
+]
+GROUP_VAR = var_query("group", "Group", f'label_values(lagwatch_group_lag_messages{{{SEL}}}, group)')
+
+
+class Layout:
+    def __init__(self):
+        self.y = 0
+        self.x = 0
+        self.row_h = 0
+        self.id = 0
+
+    def place(self, w, h):
+        if self.x + w > 24:
+            self.x, self.y, self.row_h = 0, self.y + self.row_h, 0
+        pos = {"x": self.x, "y": self.y, "w": w, "h": h}
+        self.x += w
+        self.row_h = max(self.row_h, h)
+        self.id += 1
+        return pos, self.id
+
+
+def target(expr, legend="", instant=False, ref="A", fmt="time_series"):
+    t = {"datasource": DS, "expr": expr, "refId": ref, "legendFormat": legend, "format": fmt}
+    if instant:
+        t["instant"] = True
+        t["range"] = False
+    return t
+
+
+def panel(layout, kind, title, targets, w=12, h=8, unit=None, description="", extra=None):
+    pos, pid = layout.place(w, h)
+    p = {
+        "id": pid, "type": kind, "title": title, "description": description, "datasource": DS,
+        "gridPos": pos, "targets": targets,
+        "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": []},
+        "options": {},
+    }
+    if extra:
+        p.update(extra)
+    return p
+
+
+def dashboard(uid, title, description, panels, variables):
+    return {
+        "__inputs": inputs(),
+        "__requires": [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},
+            {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+        ],
+        "uid": uid, "title": title, "description": description, "tags": ["lagwatch", "kafka", "nats"],
+        "editable": True, "schemaVersion": 39, "version": 1, "refresh": "30s",
+        "time": {"from": "now-3h", "to": "now"}, "timezone": "",
+        "templating": {"list": variables}, "annotations": {"list": []},
+        "links": [
+            {"title": "Overview", "type": "link", "url": "/d/lagwatch-overview/lagwatch-overview", "keepTime": True, "includeVars": True},
+            {"title": "Group", "type": "link", "url": "/d/lagwatch-group/lagwatch-group", "keepTime": True, "includeVars": True},
+        ],
+        "panels": panels,
+    }
+
+
+def overview():
+    L = Layout()
+    worst = [
+        target(f'topk(50, max by (source, system, group, topic) (lagwatch_group_lag_seconds{{{SEL}}}))', instant=True, ref="A", fmt="table"),
+        target(f'max by (source, system, group, topic) (lagwatch_group_lag_messages{{{SEL}}})', instant=True, ref="B", fmt="table"),
+        target(f'max by (source, system, group, topic) (lagwatch_group_lag_growth_messages_per_second{{{SEL}}})', instant=True, ref="C", fmt="table"),
+        target(f'max by (source, system, group, topic) (lagwatch_group_status_code{{{SEL}}})', instant=True, ref="D", fmt="table"),
+        target(f'max by (source, system, group, topic) (lagwatch_group_catchup_eta_seconds{{{SEL}}})', instant=True, ref="E", fmt="table"),
+        target(f'max by (source, system, group, topic) (lagwatch_group_replicas_recommended{{{SEL}}})', instant=True, ref="F", fmt="table"),
+        target(f'max by (source, system, group, topic) (lagwatch_group_time_until_loss_seconds{{{SEL}}})', instant=True, ref="G", fmt="table"),
+    ]
+    panels = [
+        panel(L, "stat", "Sources up", [target(f'lagwatch_source_up{{{SEL}}}', "{{source}}", instant=True)], w=8, h=4,
+              description="1: the last poll of the source succeeded."),
+        panel(L, "stat", "Groups by status", [target(f'count by (status) (lagwatch_group_status{{{SEL}}} == 1)', "{{status}}", instant=True)], w=8, h=4,
+              description="Burrow-style status of every group (worst partition)."),
+        panel(L, "stat", "Messages behind, all groups", [target(f'sum(lagwatch_group_lag_messages{{{SEL}}})', "lag", instant=True)], w=8, h=4, unit="short"),
+        panel(L, "table", "Groups, worst first", worst, w=24, h=10,
+              description="Time lag (s), lag (messages), growth (msg/s), status (0 OK .. 5 ERR), ETA (s), recommended replicas, time until retention loss (s).",
+              extra={"transformations": [{"id": "merge", "options": {}}, {"id": "sortBy", "options": {"sort": [{"field": "Value #A", "desc": True}]}}]}),
+        panel(L, "timeseries", "Time lag (age of the oldest unconsumed message)", [target(f'lagwatch_group_lag_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="s"),
+        panel(L, "timeseries", "Lag (messages)", [target(f'lagwatch_group_lag_messages{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="short"),
+        panel(L, "timeseries", "Lag growth", [target(f'lagwatch_group_lag_growth_messages_per_second{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="short",
+              description="Messages per second the lag grows (negative: it drains)."),
+        panel(L, "timeseries", "Catch-up ETA", [target(f'lagwatch_group_catchup_eta_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="s",
+              description="Present only while a group is catching up."),
+        panel(L, "timeseries", "Retention risk: time until loss", [target(f'lagwatch_group_time_until_loss_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="s",
+              description="If the group stopped now, when retention would delete messages it has not consumed."),
+        panel(L, "timeseries", "Recommended vs current replicas", [
+            target(f'lagwatch_group_replicas_recommended{{{SEL}}}', "{{group}} recommended ({{reason}})", ref="A"),
+            target(f'lagwatch_group_replicas_current{{{SEL}}}', "{{group}} current", ref="B")], unit="short"),
+        panel(L, "timeseries", "lagwatch: poll duration p99", [
+            target(f'histogram_quantile(0.99, sum by (source, le) (rate(lagwatch_poll_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))', "{{source}}")], w=8, unit="s"),
+        panel(L, "timeseries", "lagwatch: poll errors by kind", [
+            target(f'sum by (source, kind) (rate(lagwatch_poll_errors_total{{{SEL}}}[$__rate_interval]))', "{{source}} {{kind}}")], w=8, unit="reqps"),
+        panel(L, "timeseries", "lagwatch: seconds since last successful poll", [
+            target(f'time() - lagwatch_last_successful_poll_timestamp_seconds{{{SEL}}}', "{{source}}")], w=8, unit="s"),
+    ]
+    return dashboard("lagwatch-overview", "lagwatch overview",
+                     "Every consumer group of every source, worst first, and lagwatch's own health.", panels, VARIABLES)
+
+
+def group():
+    L = Layout()
+    panels = [
+        panel(L, "stat", "Status (0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP, 5 ERR)", [target(f'lagwatch_group_status_code{{{GSEL}}}', "{{group}}", instant=True)], w=6, h=4),
+        panel(L, "stat", "Behind", [target(f'lagwatch_group_lag_seconds{{{GSEL}}}', "{{group}}", instant=True)], w=6, h=4, unit="s"),
+        panel(L, "stat", "Lag", [target(f'lagwatch_group_lag_messages{{{GSEL}}}', "{{group}}", instant=True)], w=6, h=4, unit="short"),
+        panel(L, "stat", "Members / partitions", [
+            target(f'lagwatch_group_members{{{GSEL}}}', "members", instant=True, ref="A"),
+            target(f'lagwatch_group_partitions{{{GSEL}}}', "partitions", instant=True, ref="B")], w=6, h=4),
+        panel(L, "timeseries", "Produce vs consume rate", [
+            target(f'lagwatch_group_produce_messages_per_second{{{GSEL}}}', "produced {{group}}", ref="A"),
+            target(f'lagwatch_group_consume_messages_per_second{{{GSEL}}}', "consumed {{group}}", ref="B")], unit="short"),
+        panel(L, "timeseries", "Time lag and its quality", [
+            target(f'lagwatch_group_lag_seconds{{{GSEL}}}', "{{group}}", ref="A"),
+            target(f'lagwatch_group_lag_seconds_quality{{{GSEL}}} == 1', "{{quality}}", ref="B")], unit="s"),
+        panel(L, "timeseries", "Lag per topic (Kafka)", [target(f'lagwatch_topic_lag_messages{{{GSEL}}}', "{{topic}}")], unit="short",
+              description="Per (group, topic); needs granularity topic or partition."),
+        panel(L, "table", "Partitions (Kafka)", [
+            target(f'lagwatch_partition_lag_messages{{{GSEL}}}', instant=True, ref="A", fmt="table"),
+            target(f'lagwatch_partition_lag_seconds{{{GSEL}}}', instant=True, ref="B", fmt="table"),
+            target(f'lagwatch_partition_status_code{{{GSEL}}}', instant=True, ref="C", fmt="table")],
+              description="Lag, time lag and status per partition; needs granularity partition for the source.",
+              extra={"transformations": [{"id": "merge", "options": {}}]}),
+        panel(L, "timeseries", "JetStream: pending and ack pending", [
+            target(f'lagwatch_jetstream_pending_messages{{{GSEL}}}', "pending {{group}} ({{topic}})", ref="A"),
+            target(f'lagwatch_jetstream_ack_pending_messages{{{GSEL}}}', "ack pending {{group}} ({{topic}})", ref="B"),
+            target(f'lagwatch_jetstream_max_ack_pending{{{GSEL}}}', "max ack pending {{group}}", ref="C")], unit="short"),
+        panel(L, "timeseries", "Recommended vs current replicas", [
+            target(f'lagwatch_group_replicas_recommended{{{GSEL}}}', "recommended ({{reason}})", ref="A"),
+            target(f'lagwatch_group_replicas_current{{{GSEL}}}', "current", ref="B")], unit="short"),
+        panel(L, "timeseries", "Retention: lost messages and time until loss", [
+            target(f'lagwatch_group_lost_messages{{{GSEL}}}', "lost {{group}}", ref="A"),
+            target(f'lagwatch_group_time_until_loss_seconds{{{GSEL}}}', "seconds until loss {{group}}", ref="B")], w=24),
+    ]
+    return dashboard("lagwatch-group", "lagwatch group", "One consumer group in detail: partitions, rates, members, recommendation.",
+                     panels, VARIABLES + [GROUP_VAR])
+
+
+def main():
+    out = {"lagwatch-overview.json": overview(), "lagwatch-group.json": group()}
+    stale = []
+    for name, d in out.items():
+        text = json.dumps(d, indent=2) + "\n"
+        path = ROOT / "dashboards" / name
+        if "--check" in sys.argv:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            path.write_text(text)
+    if stale:
+        print(f"stale: {', '.join(stale)}: run scripts/gen-dashboards.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
