@@ -9,6 +9,7 @@
 
 pub mod analysis;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod history;
@@ -56,11 +57,23 @@ pub async fn run_with_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    run_observed(config, listener, shutdown, |_| {}).await
+}
+
+/// As [`run_with_listener`]; `observe` receives the snapshot channel once the
+/// engine exists (the demo prints its summary from it).
+pub async fn run_observed(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    observe: impl FnOnce(tokio::sync::watch::Receiver<std::sync::Arc<engine::Snapshot>>),
+) -> Result<(), Error> {
     let local = listener.local_addr().map_err(Error::Http)?;
     let ids = source::ids(&config);
     let ring = config.analysis.capacity_for(config.min_poll_interval());
     let (engine, snapshots) =
         engine::Engine::new(&ids, config.analysis.clone(), ring, config.metrics_plan());
+    observe(snapshots.clone());
     let (tx, rx) = mpsc::channel(BATCH_QUEUE);
 
     let stop_sources = CancellationToken::new();

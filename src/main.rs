@@ -34,6 +34,22 @@ enum Command {
         #[arg(long, short, env = "LAGWATCH_CONFIG")]
         config: PathBuf,
     },
+    /// Play a flash-sale story on an in-process Kafka (and a local nats-server if
+    /// one is on PATH) and watch it live: nothing to install or configure.
+    Demo {
+        /// Story speed-up: 1 plays it in about three minutes, 4 in under one.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Stop after this long instead of at the end of the story (e.g. `90s`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// HTTP port on 127.0.0.1 for the status page, API and metrics (0: any).
+        #[arg(long, default_value_t = 9358)]
+        port: u16,
+        /// Seconds between terminal summaries.
+        #[arg(long, default_value_t = 5)]
+        summary_every: u64,
+    },
     /// Validate a config file and print every problem found; exit 2 if any.
     CheckConfig {
         /// YAML config file to check.
@@ -54,6 +70,40 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
+        Command::Demo {
+            speed,
+            duration,
+            port,
+            summary_every,
+        } => {
+            lagwatch::telemetry::init(
+                "warn,lagwatch::alert=info",
+                match cli.log_format {
+                    Some(CliLogFormat::Json) => LogFormat::Json,
+                    _ => LogFormat::Text,
+                },
+            );
+            let opts = lagwatch::demo::Options {
+                speed,
+                duration,
+                port,
+                summary_every: std::time::Duration::from_secs(summary_every.max(1)),
+            };
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(lagwatch::demo::run(opts, lagwatch::shutdown_signal()))
+                        .map_err(anyhow::Error::from)
+                }) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("lagwatch demo: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!(
