@@ -7,7 +7,10 @@
 //! 2. ListConsumerGroups (unless `groups` is configured), one request per broker.
 //! 3. ListConsumerGroupOffsets for every group, all in flight together.
 //! 4. DescribeConsumerGroups for every group, one call (state, members,
-//!    assignments); its failure is counted, never fatal, and backs off.
+//!    assignments); its failure is counted, never fatal, and backs off. A group
+//!    described as active with no members (tansu answers librdkafka's KIP-848
+//!    ConsumerGroupDescribe that way) is described again with the classic
+//!    DescribeGroups, at most `CLASSIC_DESCRIBE_MAX` groups per poll.
 //! 5. ListOffsets latest and earliest for every measured partition, two calls in
 //!    flight together, split per leader by librdkafka.
 //!
@@ -15,6 +18,7 @@
 //! consistent broker never shows committed above latest.
 
 mod admin;
+mod assignment;
 mod context;
 mod lag;
 
@@ -45,6 +49,10 @@ type Client = BaseConsumer<LagwatchContext>;
 /// `2^n` polls (capped): a broker that drops the connection on DescribeGroups
 /// (tansu with sqlite storage) must not cost a timeout every poll.
 const DESCRIBE_BACKOFF_CAP: u32 = 5;
+
+/// At most this many groups per poll get the classic DescribeGroups fallback
+/// (one blocking round trip each).
+const CLASSIC_DESCRIBE_MAX: usize = 20;
 
 /// Property-name fragments whose values are secrets: scrubbed from every message.
 const SECRET_KEYS: &[&str] = &[
@@ -466,6 +474,9 @@ fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> {
         }
         trace.phase("describe_groups", started, 1);
     }
+    if plan.describe {
+        classic_describe(client, plan, &mut described, &mut partial);
+    }
     let mut infos = Vec::with_capacity(readings.len());
     for (group, reading) in readings.iter_mut() {
         let key = GroupKey {
@@ -599,4 +610,66 @@ fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> {
         trace,
         describe_failed,
     })
+}
+
+/// Re-describes, with the classic DescribeGroups (rdkafka's `fetch_group_list`),
+/// the groups described as active but with no members: a contradiction some
+/// brokers produce on the KIP-848 ConsumerGroupDescribe path.
+fn classic_describe(
+    client: &Client,
+    plan: &Plan,
+    described: &mut HashMap<String, Result<admin::GroupDescription, AdminError>>,
+    partial: &mut BTreeMap<ErrorKind, u64>,
+) {
+    let suspicious: Vec<String> = described
+        .iter()
+        .filter_map(|(g, d)| match d {
+            Ok(d) if d.members.is_empty() && is_active(d.state.as_deref()) => Some(g.clone()),
+            _ => None,
+        })
+        .take(CLASSIC_DESCRIBE_MAX)
+        .collect();
+    for group in suspicious {
+        let Ok(timeout) = plan.step("DescribeGroups") else {
+            return;
+        };
+        let list = match client.fetch_group_list(Some(&group), timeout) {
+            Ok(l) => l,
+            Err(e) => {
+                count(partial, ErrorKind::DescribeGroups, 1);
+                tracing::debug!(source = %plan.source, group, error = %e, "classic DescribeGroups failed");
+                continue;
+            }
+        };
+        let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
+            continue;
+        };
+        let mut members = Vec::with_capacity(info.members().len());
+        for m in info.members() {
+            let assignment = match m.assignment().map(assignment::decode) {
+                Some(Some(a)) => a,
+                Some(None) => {
+                    count(partial, ErrorKind::Decode, 1);
+                    Vec::new()
+                }
+                None => Vec::new(),
+            };
+            members.push(admin::MemberDescription {
+                member_id: m.id().to_string(),
+                client_id: m.client_id().to_string(),
+                host: m.client_host().to_string(),
+                group_instance_id: None,
+                assignment,
+            });
+        }
+        let state = Some(info.state().to_string()).filter(|s| !s.is_empty());
+        described.insert(group, Ok(admin::GroupDescription { state, members }));
+    }
+}
+
+fn is_active(state: Option<&str>) -> bool {
+    matches!(
+        state,
+        Some("Stable" | "PreparingRebalance" | "CompletingRebalance" | "Assigning" | "Reconciling")
+    )
 }
