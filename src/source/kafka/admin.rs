@@ -497,6 +497,23 @@ impl<'a> Admin<'a> {
     }
 }
 
+/// Events waiting on the client's main queue (logs, errors, statistics that
+/// rdkafka serves on `poll`). rdkafka's `poll` returns None after serving one
+/// such event, so callers need the length to drain it.
+pub fn main_queue_len<C: ClientContext>(client: &Client<C>) -> usize {
+    let Some(rk) = NonNull::new(client.native_ptr()) else {
+        return 0;
+    };
+    // SAFETY: rk is alive (borrowed client); get_main returns a new reference
+    // to the main queue, released by the guard.
+    let queue = NonNull::new(unsafe { rd::rd_kafka_queue_get_main(rk.as_ptr()) }).map(Queue);
+    match queue {
+        // SAFETY: the queue reference is valid while the guard lives.
+        Some(q) => unsafe { rd::rd_kafka_queue_length(q.ptr()) },
+        None => 0,
+    }
+}
+
 /// A copied-out `rd_kafka_topic_partition_t`.
 struct Partition {
     topic: String,
