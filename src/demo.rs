@@ -79,11 +79,26 @@ impl Report {
     pub fn lines(&self) -> Vec<String> {
         let yes = |b: bool| if b { "yes" } else { "NO" };
         vec![
-            format!("email-service stopped (STOP):          {}", yes(self.email_stopped)),
-            format!("email-service recovered (OK):          {}", yes(self.email_recovered)),
-            format!("analytics scale-out recommended:       {}", yes(self.analytics_scale_out)),
-            format!("analytics partition-bound:             {}", yes(self.analytics_partition_bound)),
-            format!("notifications fired / resolved:        {} / {}", self.notifications_fired, self.notifications_resolved),
+            format!(
+                "email-service stopped (STOP):          {}",
+                yes(self.email_stopped)
+            ),
+            format!(
+                "email-service recovered (OK):          {}",
+                yes(self.email_recovered)
+            ),
+            format!(
+                "analytics scale-out recommended:       {}",
+                yes(self.analytics_scale_out)
+            ),
+            format!(
+                "analytics partition-bound:             {}",
+                yes(self.analytics_partition_bound)
+            ),
+            format!(
+                "notifications fired / resolved:        {} / {}",
+                self.notifications_fired, self.notifications_resolved
+            ),
             format!(
                 "JetStream part:                        {}",
                 if self.jetstream { "played" } else { "skipped" }
@@ -229,7 +244,12 @@ fn email_down(t: f64) -> bool {
 
 /// The demo's lagwatch config: the mock Kafka (explicit groups: the mock cluster
 /// has no ListGroups), the JetStream server if any, short windows for the story.
-fn demo_config(bootstrap: &str, nats: Option<&str>, speed: f64, port: u16) -> Result<Config, String> {
+fn demo_config(
+    bootstrap: &str,
+    nats: Option<&str>,
+    speed: f64,
+    port: u16,
+) -> Result<Config, String> {
     let secs = |s: f64| format!("{}ms", (s / speed * 1000.0).max(1000.0).round());
     let mut yaml = format!(
         r#"http:
@@ -385,7 +405,9 @@ fn summary(snap: &Snapshot, t: f64) -> Vec<String> {
             let growth = a
                 .lag_growth
                 .map_or("–".to_string(), |r| format!("{r:+.0}/s"));
-            let eta = a.eta_seconds.map_or("–".to_string(), |e| format!("{e:.0}s"));
+            let eta = a
+                .eta_seconds
+                .map_or("–".to_string(), |e| format!("{e:.0}s"));
             rows.push((
                 a.status,
                 format!(
@@ -406,7 +428,10 @@ fn summary(snap: &Snapshot, t: f64) -> Vec<String> {
 }
 
 /// Runs the demo until the story ends or `shutdown` completes. Prints to stdout.
-pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>) -> Result<Report, crate::Error> {
+pub async fn run(
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Report, crate::Error> {
     let speed = opts.speed.clamp(0.1, 100.0);
     let stop = Arc::new(AtomicBool::new(false));
     let fail = |m: String| crate::Error::Task(format!("demo: {m}"));
@@ -418,7 +443,13 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
             None
         }
     };
-    let config = demo_config(&bootstrap, nats.as_ref().map(|n| n.url.as_str()), speed, opts.port).map_err(fail)?;
+    let config = demo_config(
+        &bootstrap,
+        nats.as_ref().map(|n| n.url.as_str()),
+        speed,
+        opts.port,
+    )
+    .map_err(fail)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.port))
         .await
         .map_err(|source| crate::Error::Bind {
@@ -442,12 +473,19 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
         ("inventory-service", 400.0, never, 1),
         ("payment-service", 300.0, never, 1),
         ("email-service", 400.0, email_down, 1),
-        ("analytics", story::ANALYTICS_RATE_EACH, never, story::ANALYTICS_CONSUMERS),
+        (
+            "analytics",
+            story::ANALYTICS_RATE_EACH,
+            never,
+            story::ANALYTICS_CONSUMERS,
+        ),
     ];
     for (group, rate, down, members) in groups {
         for _ in 0..members {
             let (b, s) = (bootstrap.clone(), stop.clone());
-            threads.push(std::thread::spawn(move || consumer(b, group, rate, down, speed, start, s)));
+            threads.push(std::thread::spawn(move || {
+                consumer(b, group, rate, down, speed, start, s)
+            }));
         }
     }
     let js_task = nats.as_ref().map(|n| {
@@ -504,7 +542,11 @@ pub async fn run(opts: Options, shutdown: impl std::future::Future<Output = ()>)
                                 email_was_stopped = true;
                                 report.email_stopped = true;
                             }
-                            if email_was_stopped && t > story::EMAIL_DOWN_TO && a.status == Status::Ok && a.lag_sum < 50 {
+                            if email_was_stopped
+                                && t > story::EMAIL_DOWN_TO
+                                && a.status == Status::Ok
+                                && a.lag_sum < 50
+                            {
                                 report.email_recovered = true;
                             }
                         }

@@ -130,6 +130,35 @@ pub struct GroupInfo {
     pub state: Option<String>,
     /// Active members; None when the broker could not say.
     pub members: Option<u32>,
+    /// Kafka: each active member and the partitions it owns (DescribeGroups).
+    /// None when unknown (DescribeGroups failed or was skipped; JetStream).
+    pub assignments: Option<Vec<MemberAssignment>>,
+}
+
+impl GroupInfo {
+    /// A group with no member details.
+    pub fn new(key: GroupKey, state: Option<String>, members: Option<u32>) -> Self {
+        GroupInfo {
+            key,
+            state,
+            members,
+            assignments: None,
+        }
+    }
+}
+
+/// One active member of a Kafka consumer group, as DescribeGroups reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberAssignment {
+    pub member_id: String,
+    /// The member's `client.id` (empty when the broker does not say; tansu).
+    pub client_id: String,
+    /// The member's host as the broker saw it (empty when unknown).
+    pub host: String,
+    /// Static membership id (`group.instance.id`), if any.
+    pub group_instance_id: Option<String>,
+    /// (topic, partition) pairs this member owns, sorted.
+    pub partitions: Vec<(Arc<str>, i32)>,
 }
 
 /// The kinds of failure a poll can count. Bounded set: used as a metric label.

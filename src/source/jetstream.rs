@@ -311,11 +311,8 @@ impl JetstreamPoller {
         for m in missing {
             if self.consumers.allows(&m) && self.owns_consumer(name, &m) {
                 data.partial_errors.push((ErrorKind::ConsumerInfo, 1));
-                data.groups.push(GroupInfo {
-                    key: key(&m),
-                    state: Some("missing".into()),
-                    members: None,
-                });
+                data.groups
+                    .push(GroupInfo::new(key(&m), Some("missing".into()), None));
             }
         }
         let mut ephemeral: Option<(Sample, u32)> = None;
@@ -346,11 +343,8 @@ impl JetstreamPoller {
                 .is_some_and(|cl| cl.leader.as_deref().unwrap_or("").is_empty());
             if offline {
                 data.partial_errors.push((ErrorKind::ConsumerInfo, 1));
-                data.groups.push(GroupInfo {
-                    key: key(&c.name),
-                    state: Some("offline".into()),
-                    members: None,
-                });
+                data.groups
+                    .push(GroupInfo::new(key(&c.name), Some("offline".into()), None));
                 continue;
             }
             let sample = c.sample(key(&c.name), stream);
@@ -371,19 +365,19 @@ impl JetstreamPoller {
                     EphemeralPolicy::Keep => {}
                 }
             }
-            data.groups.push(GroupInfo {
-                key: sample.key.group.clone(),
-                state: Some("active".into()),
-                members: c.members(),
-            });
+            data.groups.push(GroupInfo::new(
+                sample.key.group.clone(),
+                Some("active".into()),
+                c.members(),
+            ));
             data.samples.push(sample);
         }
         if let Some((s, n)) = ephemeral {
-            data.groups.push(GroupInfo {
-                key: s.key.group.clone(),
-                state: Some("active".into()),
-                members: Some(n),
-            });
+            data.groups.push(GroupInfo::new(
+                s.key.group.clone(),
+                Some("active".into()),
+                Some(n),
+            ));
             data.samples.push(s);
         }
     }

@@ -360,6 +360,11 @@ impl Daemon {
         self.logs.lock().expect("log lock").clone()
     }
 
+    /// The daemon's process id (for /proc readings in benchmarks).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Waits until /metrics has a line `series value` (series written exactly as
     /// exposed, labels in order), failing with the last body seen.
     pub fn wait_metric(&self, series: &str, value: &str, timeout: Duration) {

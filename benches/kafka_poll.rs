@@ -1,0 +1,274 @@
+//! Kafka poll benchmark against a real tansu broker: builds TOPICS x PARTITIONS
+//! partitions (default 200 x 50 = 10,000) and GROUPS consumer groups (default
+//! 1,000) with committed offsets, then measures
+//! - in process, per `KafkaPoller::poll`: wall time, time waiting on the broker
+//!   per phase, broker requests by API (librdkafka statistics), CPU time
+//!   (utime + stime of the process, the figures getrusage reports);
+//! - the lagwatch binary on the same cluster: CPU per poll, resident memory,
+//!   /metrics scrape time and size.
+//!
+//! Run: `CARGO_TARGET_DIR=/work/target-kafka cargo bench --bench kafka_poll`
+//! (env KAFKA_BENCH_TOPICS, _PARTITIONS, _GROUPS, _POLLS override the sizes).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use lagwatch::config::Config;
+use lagwatch::model::SourceId;
+use lagwatch::source::kafka::KafkaPoller;
+use lagwatch::source::Poller;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// utime + stime of a process, from /proc/PID/stat (the same counters
+/// getrusage(RUSAGE_SELF) reads; clock ticks of 10 ms on Linux).
+fn cpu(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // Fields 14 and 15 of stat; `after` starts at field 3.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// (VmRSS, VmHWM) in MiB.
+fn rss(pid: &str) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
+}
+
+/// Requests sent per API, summed over brokers, from librdkafka's statistics.
+fn requests(stats: Option<String>) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let Some(v) = stats.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()) else {
+        return out;
+    };
+    if let Some(brokers) = v.get("brokers").and_then(|b| b.as_object()) {
+        for b in brokers.values() {
+            if let Some(req) = b.get("req").and_then(|r| r.as_object()) {
+                for (api, n) in req {
+                    *out.entry(api.clone()).or_default() += n.as_u64().unwrap_or(0);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn main() {
+    let topics = env("KAFKA_BENCH_TOPICS", 200);
+    let partitions = env("KAFKA_BENCH_PARTITIONS", 50);
+    let groups = env("KAFKA_BENCH_GROUPS", 1000);
+    let polls = env("KAFKA_BENCH_POLLS", 5).max(1);
+    let tansu = common::Tansu::start();
+    let b = tansu.bootstrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    // Fixtures.
+    let t0 = Instant::now();
+    let names: Vec<String> = (0..topics).map(|i| format!("bench-{i:03}")).collect();
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .create()
+        .expect("admin");
+    for chunk in names.chunks(50) {
+        let new: Vec<NewTopic> = chunk
+            .iter()
+            .map(|n| NewTopic::new(n, partitions as i32, TopicReplication::Fixed(1)))
+            .collect();
+        let r = rt
+            .block_on(admin.create_topics(&new, &AdminOptions::new()))
+            .expect("CreateTopics");
+        assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+    }
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        // One record per batch: tansu's memory storage quirk (BROKERS.md).
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .expect("producer");
+    for name in &names {
+        for p in 0..partitions as i32 {
+            for _ in 0..2 {
+                loop {
+                    match producer.send(BaseRecord::<(), _>::to(name).partition(p).payload("x")) {
+                        Ok(()) => break,
+                        Err((_, _)) => {
+                            producer.poll(Duration::from_millis(10));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120)).expect("flush");
+    let fixtures_topics = t0.elapsed();
+    // Each group consumes one topic and has committed offset 1 on every
+    // partition of it (lag 1 each).
+    let t1 = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (b, names) = (&b, &names);
+            s.spawn(move || {
+                for g in (w..groups).step_by(4) {
+                    let c: BaseConsumer = ClientConfig::new()
+                        .set("bootstrap.servers", b)
+                        .set("group.id", format!("bench-group-{g:04}"))
+                        .create()
+                        .expect("committer");
+                    let topic = &names[g % names.len()];
+                    let mut tpl = TopicPartitionList::new();
+                    for p in 0..partitions as i32 {
+                        tpl.add_partition_offset(topic, p, Offset::Offset(1))
+                            .expect("tpl");
+                    }
+                    c.commit(&tpl, CommitMode::Sync).expect("commit");
+                }
+            });
+        }
+    });
+    eprintln!(
+        "fixtures: {topics} topics x {partitions} partitions in {:.1?}, {groups} groups committed in {:.1?}",
+        fixtures_topics,
+        t1.elapsed()
+    );
+
+    // In process: the poller alone.
+    let yaml = format!(
+        "request_timeout: 30s\npoll_interval: 30s\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      properties:\n        statistics.interval.ms: \"100\"\n"
+    );
+    let config = Config::from_yaml("bench.yaml", &yaml, &|_| None).expect("config");
+    let source = &config.sources[0];
+    let mut poller = KafkaPoller::new(
+        SourceId::new("bench"),
+        source.kafka.clone().expect("kafka"),
+        config.timing(source),
+    );
+    let me = std::process::id().to_string();
+    println!("| poll | wall | broker wait (metadata / list_groups / offset_fetch / describe / list_offsets) | CPU | samples | groups | requests |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut walls = Vec::new();
+    let mut cpus = Vec::new();
+    for i in 0..=polls {
+        std::thread::sleep(Duration::from_millis(250));
+        let before_req = requests(poller.librdkafka_stats());
+        let cpu0 = cpu(&me);
+        let start = Instant::now();
+        let data = rt.block_on(poller.poll()).expect("poll");
+        let wall = start.elapsed();
+        let cpu1 = cpu(&me);
+        std::thread::sleep(Duration::from_millis(250));
+        let after_req = requests(poller.librdkafka_stats());
+        let sent: Vec<String> = after_req
+            .iter()
+            .filter_map(|(api, n)| {
+                let d = n - before_req.get(api).copied().unwrap_or(0);
+                (d > 0).then(|| format!("{api} {d}"))
+            })
+            .collect();
+        let trace = poller.last_trace().cloned().unwrap_or_default();
+        let phases: Vec<String> = trace
+            .phases
+            .iter()
+            .map(|(n, d, _)| format!("{n} {:.0} ms", d.as_secs_f64() * 1000.0))
+            .collect();
+        let label = if i == 0 {
+            "first (connects)".to_string()
+        } else {
+            i.to_string()
+        };
+        println!(
+            "| {label} | {:.0} ms | {} | {:.0} ms | {} | {} | {} |",
+            wall.as_secs_f64() * 1000.0,
+            phases.join(", "),
+            (cpu1 - cpu0).as_secs_f64() * 1000.0,
+            data.samples.len(),
+            data.groups.len(),
+            sent.join(", ")
+        );
+        if i > 0 {
+            walls.push(wall);
+            cpus.push(cpu1 - cpu0);
+        }
+    }
+    let avg = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
+    let (rss_now, rss_peak) = rss(&me);
+    println!(
+        "\nin process: mean wall {:.0?}, mean CPU {:.0?} per poll; bench process RSS {rss_now:.1} MiB (peak {rss_peak:.1} MiB, includes fixtures' clients)",
+        avg(&walls),
+        avg(&cpus)
+    );
+    drop(poller);
+
+    // The daemon: CPU per poll, RSS, scrape.
+    let daemon = common::Daemon::start(&format!(
+        "http:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      poll_interval: 5s\n      request_timeout: 30s\n"
+    ));
+    let pid = daemon.pid().expect("pid").to_string();
+    let polls_series = r#"lagwatch_polls_total{source="bench",system="kafka"}"#;
+    let polls_done = |d: &common::Daemon| -> u64 {
+        common::metric_value(&d.metrics(), polls_series)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    common::wait_until("the first daemon poll", Duration::from_secs(120), || {
+        polls_done(&daemon) >= 1
+    });
+    let n0 = polls_done(&daemon);
+    let c0 = cpu(&pid);
+    common::wait_until("three more daemon polls", Duration::from_secs(120), || {
+        polls_done(&daemon) >= n0 + 3
+    });
+    let n1 = polls_done(&daemon);
+    let c1 = cpu(&pid);
+    let mut scrape = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let s = Instant::now();
+        let body = daemon.metrics();
+        scrape.push(s.elapsed());
+        size = body.len();
+    }
+    let (d_rss, d_peak) = rss(&pid);
+    let c2 = cpu(&pid);
+    println!(
+        "daemon: CPU {:.0?} per poll (over {} polls, scrapes excluded), RSS {d_rss:.1} MiB (peak {d_peak:.1} MiB), /metrics {:.1} MiB scraped in {:.0?} mean (5 scrapes cost {:.0?} CPU)",
+        (c1 - c0) / (n1 - n0).max(1) as u32,
+        n1 - n0,
+        size as f64 / 1048576.0,
+        avg(&scrape),
+        c2 - c1,
+    );
+}

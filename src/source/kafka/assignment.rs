@@ -1,0 +1,82 @@
+//! Decoding of the classic consumer protocol's member assignment bytes
+//! (ConsumerProtocolAssignment: version, [topic, [partition]], user data), as
+//! DescribeGroups returns them. Pure and defensive: bad bytes give None.
+
+/// The (topic, partition) pairs of one assignment, sorted; None if malformed.
+pub fn decode(bytes: &[u8]) -> Option<Vec<(String, i32)>> {
+    if bytes.is_empty() {
+        return Some(Vec::new());
+    }
+    let mut r = Reader(bytes);
+    let _version = r.i16()?;
+    let topics = r.i32()?;
+    let mut out = Vec::new();
+    for _ in 0..topics.max(0) {
+        let len = usize::try_from(r.i16()?).ok()?;
+        let topic = String::from_utf8(r.take(len)?.to_vec()).ok()?;
+        let n = r.i32()?;
+        for _ in 0..n.max(0) {
+            out.push((topic.clone(), r.i32()?));
+        }
+    }
+    // User data (nullable bytes) follows; lagwatch does not need it.
+    out.sort();
+    Some(out)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn i16(&mut self) -> Option<i16> {
+        Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        Some(i32::from_be_bytes(self.take(4)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(topics: &[(&str, &[i32])]) -> Vec<u8> {
+        let mut b = vec![0, 1];
+        b.extend((topics.len() as i32).to_be_bytes());
+        for (t, ps) in topics {
+            b.extend((t.len() as i16).to_be_bytes());
+            b.extend(t.as_bytes());
+            b.extend((ps.len() as i32).to_be_bytes());
+            for p in *ps {
+                b.extend(p.to_be_bytes());
+            }
+        }
+        b.extend((-1i32).to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn an_assignment_decodes_to_sorted_topic_partitions() {
+        let bytes = encode(&[("b", &[1, 0]), ("a", &[2])]);
+        assert_eq!(
+            decode(&bytes),
+            Some(vec![("a".into(), 2), ("b".into(), 0), ("b".into(), 1)])
+        );
+    }
+
+    #[test]
+    fn empty_bytes_are_no_partitions_and_truncated_bytes_are_refused() {
+        assert_eq!(decode(&[]), Some(vec![]));
+        let bytes = encode(&[("topic", &[1, 2])]);
+        for cut in 1..bytes.len() - 4 {
+            assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
+        }
+    }
+}

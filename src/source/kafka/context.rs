@@ -1,0 +1,172 @@
+//! The librdkafka client context of one cluster: routes librdkafka's logs and
+//! global errors into `tracing` (connection noise at debug, never the config),
+//! remembers the last connectivity problem to classify a failed poll, and keeps
+//! the last statistics JSON for benchmarks.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use crate::model::{ErrorKind, SourceId};
+
+/// A global error older than this no longer explains a failing poll.
+const RECENT: Duration = Duration::from_secs(60);
+
+/// librdkafka log facilities that describe connections coming and going. When a
+/// broker is down librdkafka repeats them on every reconnect attempt (backoff up
+/// to `reconnect.backoff.max.ms`, librdkafka default 10 s); the poll result
+/// already reports the cluster down, so they are debug noise.
+const CONNECTION_FACILITIES: &[&str] = &[
+    "FAIL",
+    "BROKERFAIL",
+    "CONNECT",
+    "DISCONNECT",
+    "REQTMOUT",
+    "ERROR",
+    "STATE",
+    "ADDRESS",
+    "RECV",
+    "SEND",
+];
+
+#[derive(Debug)]
+pub struct LagwatchContext {
+    source: SourceId,
+    last_problem: Mutex<Option<(ErrorKind, Instant)>>,
+    stats: Mutex<Option<String>>,
+}
+
+impl LagwatchContext {
+    pub fn new(source: SourceId) -> Self {
+        LagwatchContext {
+            source,
+            last_problem: Mutex::new(None),
+            stats: Mutex::new(None),
+        }
+    }
+
+    /// The kind of the last connectivity or authentication problem librdkafka
+    /// reported, if recent.
+    pub fn recent_problem(&self) -> Option<ErrorKind> {
+        let guard = self.last_problem.lock().ok()?;
+        guard.and_then(|(k, at)| (at.elapsed() < RECENT).then_some(k))
+    }
+
+    /// Forgets the last problem (after a successful poll).
+    pub fn clear_problem(&self) {
+        if let Ok(mut g) = self.last_problem.lock() {
+            *g = None;
+        }
+    }
+
+    /// The last statistics JSON librdkafka emitted (`statistics.interval.ms`).
+    pub fn last_stats(&self) -> Option<String> {
+        self.stats.lock().ok()?.clone()
+    }
+
+    fn note(&self, kind: ErrorKind) {
+        if let Ok(mut g) = self.last_problem.lock() {
+            *g = Some((kind, Instant::now()));
+        }
+    }
+}
+
+/// The failure kind a librdkafka error code stands for, when it is about
+/// reaching or being allowed into the cluster rather than one request.
+pub fn connectivity_kind(code: RDKafkaErrorCode) -> Option<ErrorKind> {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::BrokerTransportFailure | C::AllBrokersDown | C::Resolve | C::BrokerDestroy => {
+            Some(ErrorKind::Connect)
+        }
+        C::Authentication
+        | C::SaslAuthenticationFailed
+        | C::SSL
+        | C::UnsupportedSASLMechanism
+        | C::ClusterAuthorizationFailed
+        | C::TopicAuthorizationFailed
+        | C::GroupAuthorizationFailed => Some(ErrorKind::Auth),
+        _ => None,
+    }
+}
+
+impl ClientContext for LagwatchContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        let source = self.source.as_str();
+        let noisy = CONNECTION_FACILITIES.contains(&fac);
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error
+            | RDKafkaLogLevel::Warning
+                if !noisy =>
+            {
+                tracing::warn!(target: "librdkafka", source, facility = fac, "{message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::trace!(target: "librdkafka", source, facility = fac, "{message}")
+            }
+            _ => tracing::debug!(target: "librdkafka", source, facility = fac, "{message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let source = self.source.as_str();
+        let kind = error.rdkafka_error_code().and_then(connectivity_kind);
+        match kind {
+            Some(ErrorKind::Connect) => {
+                self.note(ErrorKind::Connect);
+                tracing::debug!(target: "librdkafka", source, error = %error, "{reason}");
+            }
+            Some(k) => {
+                self.note(k);
+                tracing::warn!(target: "librdkafka", source, error = %error, "{reason}");
+            }
+            None => tracing::debug!(target: "librdkafka", source, error = %error, "{reason}"),
+        }
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Ok(mut g) = self.stats.lock() {
+            *g = Some(String::from_utf8_lossy(statistics).into_owned());
+        }
+    }
+}
+
+impl ConsumerContext for LagwatchContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_errors_mean_connect_and_sasl_errors_mean_auth() {
+        assert_eq!(
+            connectivity_kind(RDKafkaErrorCode::AllBrokersDown),
+            Some(ErrorKind::Connect)
+        );
+        assert_eq!(
+            connectivity_kind(RDKafkaErrorCode::SaslAuthenticationFailed),
+            Some(ErrorKind::Auth)
+        );
+        assert_eq!(connectivity_kind(RDKafkaErrorCode::OperationTimedOut), None);
+    }
+
+    #[test]
+    fn a_global_transport_error_is_remembered_as_a_connect_problem() {
+        let ctx = LagwatchContext::new(SourceId::new("c"));
+        assert_eq!(ctx.recent_problem(), None);
+        ctx.error(
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(ctx.recent_problem(), Some(ErrorKind::Connect));
+        ctx.clear_problem();
+        assert_eq!(ctx.recent_problem(), None);
+    }
+}

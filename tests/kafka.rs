@@ -1,0 +1,502 @@
+//! The Kafka source against real brokers: tansu (a Kafka-protocol broker) and
+//! librdkafka's MockCluster. Fixtures are produced one record per batch (tansu's
+//! memory storage counts the high watermark from the last batch's first offset)
+//! and committed by real consumers; lag is asserted exactly, per partition.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Tansu};
+use lagwatch::config::Config;
+use lagwatch::model::{ErrorKind, GroupInfo, PollData, PollFailure, Sample, SourceId};
+use lagwatch::source::kafka::KafkaPoller;
+use lagwatch::source::Poller;
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A random-enough name per test run: tests share no broker state.
+fn name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos:08x}", std::process::id())
+}
+
+fn poller(yaml_kafka: &str) -> KafkaPoller {
+    let text = format!(
+        "poll_interval: 1s\nrequest_timeout: 3s\nsources:\n  - name: k\n    kafka:\n{yaml_kafka}"
+    );
+    let config = Config::from_yaml("test.yaml", &text, &|_| None).expect("valid config");
+    let source = &config.sources[0];
+    KafkaPoller::new(
+        SourceId::new("k"),
+        source.kafka.clone().expect("kafka source"),
+        config.timing(source),
+    )
+}
+
+fn poll(p: &mut KafkaPoller) -> Result<PollData, PollFailure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(p.poll())
+}
+
+/// (topic, partition) -> (committed, latest, lag) of one group.
+fn lags(data: &PollData, group: &str) -> BTreeMap<(String, i32), (Option<i64>, i64, u64)> {
+    data.samples
+        .iter()
+        .filter(|s: &&Sample| &*s.key.group.group == group)
+        .map(|s| {
+            (
+                (s.key.topic.to_string(), s.key.partition.unwrap_or(-1)),
+                (s.committed, s.head, s.lag),
+            )
+        })
+        .collect()
+}
+
+fn group_info<'a>(data: &'a PollData, group: &str) -> &'a GroupInfo {
+    data.groups
+        .iter()
+        .find(|g| &*g.key.group == group)
+        .unwrap_or_else(|| panic!("group {group} not reported: {:?}", data.groups))
+}
+
+fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        // One record per batch: tansu's memory storage sets the high watermark
+        // from the last batch's first offset (BROKERS.md).
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer")
+}
+
+/// Writes `n` records to one partition, flushing after each.
+fn produce(p: &BaseProducer, topic: &str, partition: i32, n: usize) {
+    for i in 0..n {
+        let payload = format!("m{i}");
+        p.send(
+            BaseRecord::<(), _>::to(topic)
+                .partition(partition)
+                .payload(&payload),
+        )
+        .map_err(|(e, _)| e)
+        .expect("enqueue");
+        p.flush(Duration::from_secs(10)).expect("flush");
+    }
+}
+
+/// Commits offsets for `group` without joining it (a simple consumer group).
+fn commit(bootstrap: &str, group: &str, offsets: &[(&str, i32, i64)]) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("committer");
+    let mut tpl = TopicPartitionList::new();
+    for (t, p, o) in offsets {
+        tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+            .expect("tpl");
+    }
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+}
+
+fn group_consumer(bootstrap: &str, group: &str, topic: &str) -> BaseConsumer {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("client.id", "lagwatch-test-member")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // tansu's JoinGroup waits about half the session timeout (BROKERS.md).
+        .set("session.timeout.ms", "6000")
+        .set("max.poll.interval.ms", "6000")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    c
+}
+
+/// Consumes until `want` records arrived, then commits them synchronously.
+fn consume_and_commit(c: &BaseConsumer, want: usize) {
+    let start = Instant::now();
+    let mut got = 0;
+    while got < want {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "consumed only {got} of {want}"
+        );
+        if let Some(m) = c.poll(Duration::from_millis(200)) {
+            m.expect("message");
+            got += 1;
+        }
+    }
+    c.commit_consumer_state(CommitMode::Sync).expect("commit");
+}
+
+fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}
+
+fn block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let r = block(admin(bootstrap).create_topics(
+        &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+        &AdminOptions::new(),
+    ))
+    .expect("CreateTopics");
+    assert!(r.iter().all(|x| x.is_ok()), "CreateTopics {topic}: {r:?}");
+}
+
+#[test]
+fn lag_is_exact_per_partition_for_several_groups_and_topics_on_tansu() {
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap();
+    let orders = name("orders");
+    let payments = name("payments");
+    tansu.create_topic(&orders, 3);
+    tansu.create_topic(&payments, 2);
+    let p = producer(&b);
+    produce(&p, &orders, 0, 6);
+    produce(&p, &orders, 1, 4);
+    produce(&p, &payments, 0, 3);
+    produce(&p, &payments, 1, 5);
+
+    // A real group that consumed everything of `orders`, committed, and left:
+    // Empty, no members, and its lag still matters.
+    let empty = name("empty");
+    let c = group_consumer(&b, &empty, &orders);
+    consume_and_commit(&c, 10);
+    drop(c);
+    // Written after it left: lag 2 on partition 0, 1 on partition 2.
+    produce(&p, &orders, 0, 2);
+    produce(&p, &orders, 2, 1);
+
+    // A group with commits on some partitions only.
+    let partial = name("partial");
+    commit(&b, &partial, &[(&orders, 0, 3), (&payments, 1, 1)]);
+    // A group committed at zero on one partition: zero is a commit, not "none".
+    let zero = name("zero");
+    commit(&b, &zero, &[(&payments, 0, 0)]);
+
+    let mut poller = poller(&format!("      bootstrap_servers: [\"{b}\"]\n"));
+    let data = poll(&mut poller).expect("poll succeeds");
+
+    let o = |p: i32| (orders.clone(), p);
+    let y = |p: i32| (payments.clone(), p);
+    assert_eq!(
+        lags(&data, &empty),
+        [
+            (o(0), (Some(6), 8, 2)),
+            (o(1), (Some(4), 4, 0)),
+            (o(2), (None, 1, 0)),
+        ]
+        .into(),
+        "{data:#?}"
+    );
+    assert_eq!(
+        lags(&data, &partial),
+        [
+            (o(0), (Some(3), 8, 5)),
+            (o(1), (None, 4, 0)),
+            (o(2), (None, 1, 0)),
+            (y(0), (None, 3, 0)),
+            (y(1), (Some(1), 5, 4)),
+        ]
+        .into()
+    );
+    assert_eq!(
+        lags(&data, &zero),
+        [(y(0), (Some(0), 3, 3)), (y(1), (None, 5, 0))].into()
+    );
+    let info = group_info(&data, &empty);
+    assert_eq!(info.state.as_deref(), Some("Empty"));
+    assert_eq!(info.members, Some(0));
+    assert_eq!(data.anomalies, 0);
+    assert!(
+        data.samples.iter().all(|s| s.low == Some(0)),
+        "earliest offsets are read: {data:#?}"
+    );
+}
+
+#[test]
+fn an_active_group_reports_stable_with_its_member_and_assigned_partitions() {
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap();
+    let topic = name("events");
+    tansu.create_topic(&topic, 2);
+    let p = producer(&b);
+    produce(&p, &topic, 0, 3);
+    produce(&p, &topic, 1, 2);
+    let group = name("active");
+    let stop = Arc::new(AtomicBool::new(false));
+    let member = {
+        let (b, group, topic, stop) = (b.clone(), group.clone(), topic.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let c = group_consumer(&b, &group, &topic);
+            consume_and_commit(&c, 5);
+            while !stop.load(Ordering::Relaxed) {
+                let _ = c.poll(Duration::from_millis(100));
+            }
+        })
+    };
+    let mut poller = poller(&format!("      bootstrap_servers: [\"{b}\"]\n"));
+    let start = Instant::now();
+    let data = loop {
+        let data = poll(&mut poller).expect("poll succeeds");
+        let done = lags(&data, &group).len() == 2
+            && group_info(&data, &group).state.as_deref() == Some("Stable");
+        if done || start.elapsed() > Duration::from_secs(40) {
+            break data;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    stop.store(true, Ordering::Relaxed);
+    let _ = member.join();
+
+    let t = |p: i32| (topic.clone(), p);
+    assert_eq!(
+        lags(&data, &group),
+        [(t(0), (Some(3), 3, 0)), (t(1), (Some(2), 2, 0))].into()
+    );
+    let info = group_info(&data, &group);
+    assert_eq!(info.state.as_deref(), Some("Stable"), "{info:?}");
+    assert_eq!(info.members, Some(1), "{info:#?}");
+    let members = info.assignments.as_ref().expect("described");
+    assert_eq!(members.len(), 1);
+    assert!(!members[0].member_id.is_empty());
+    // tansu 0.6.0 answers DescribeGroups with empty assignment bytes (and empty
+    // client id and host), so the owned partitions cannot be checked here; the
+    // decoding is unit-tested (source::kafka::assignment).
+    let owned: Vec<(String, i32)> = members[0]
+        .partitions
+        .iter()
+        .map(|(t, p)| (t.to_string(), *p))
+        .collect();
+    assert!(owned.is_empty() || owned == vec![t(0), t(1)], "{owned:?}");
+}
+
+#[test]
+fn a_deleted_topic_disappears_and_an_added_partition_appears_without_a_restart() {
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap();
+    let kept = name("kept");
+    let doomed = name("doomed");
+    create_topic(&b, &kept, 1);
+    create_topic(&b, &doomed, 1);
+    let p = producer(&b);
+    produce(&p, &kept, 0, 4);
+    produce(&p, &doomed, 0, 2);
+    let group = name("g");
+    commit(&b, &group, &[(&kept, 0, 1), (&doomed, 0, 1)]);
+
+    let mut poller = poller(&format!("      bootstrap_servers: [\"{b}\"]\n"));
+    let data = poll(&mut poller).expect("first poll");
+    assert_eq!(lags(&data, &group).len(), 2, "{data:#?}");
+
+    let admin = admin(&b);
+    let deleted =
+        block(admin.delete_topics(&[&doomed], &AdminOptions::new())).expect("DeleteTopics");
+    assert!(deleted.iter().all(|r| r.is_ok()), "{deleted:?}");
+    // tansu 0.6.0 does not implement CreatePartitions (librdkafka reports
+    // UnsupportedFeature: the API is not advertised). There the topic is
+    // deleted and created again with two partitions, which changes the
+    // partition count under the running client the same way.
+    let grown =
+        block(admin.create_partitions(&[NewPartitions::new(&kept, 2)], &AdminOptions::new()));
+    match grown {
+        Ok(r) => assert!(r.iter().all(|x| x.is_ok()), "{r:?}"),
+        Err(e) => {
+            assert!(
+                matches!(e, KafkaError::AdminOp(RDKafkaErrorCode::UnsupportedFeature)),
+                "{e}"
+            );
+            let r =
+                block(admin.delete_topics(&[&kept], &AdminOptions::new())).expect("DeleteTopics");
+            assert!(r.iter().all(|x| x.is_ok()), "{r:?}");
+            create_topic(&b, &kept, 2);
+            produce(&producer(&b), &kept, 0, 4);
+            commit(&b, &group, &[(&kept, 0, 1)]);
+        }
+    }
+    // A fresh producer: the first one cached the old partition count.
+    produce(&producer(&b), &kept, 1, 3);
+
+    let data = poll(&mut poller).expect("poll after the changes");
+    let k = |p: i32| (kept.clone(), p);
+    assert_eq!(
+        lags(&data, &group),
+        [(k(0), (Some(1), 4, 3)), (k(1), (None, 3, 0))].into(),
+        "the deleted topic is gone and the new partition is measured"
+    );
+}
+
+#[test]
+fn the_daemon_exports_exact_lag_and_survives_the_broker_being_killed() {
+    let mut tansu = Tansu::start();
+    let b = tansu.bootstrap();
+    let topic = name("t");
+    let group = name("g");
+    let setup = |tansu: &Tansu, records: usize, committed: i64| {
+        tansu.create_topic(&topic, 1);
+        produce(&producer(&tansu.bootstrap()), &topic, 0, records);
+        commit(&tansu.bootstrap(), &group, &[(&topic, 0, committed)]);
+    };
+    setup(&tansu, 7, 2);
+    let mut daemon = Daemon::start(&format!(
+        r#"
+http:
+  listen: 127.0.0.1:0
+shutdown_timeout: 5s
+sources:
+  - name: tansu
+    kafka:
+      bootstrap_servers: ["{b}"]
+      poll_interval: 1s
+      request_timeout: 1s
+"#
+    ));
+    let lag = format!(
+        r#"lagwatch_lag_messages{{source="tansu",system="kafka",group="{group}",topic="{topic}",partition="0"}}"#
+    );
+    let up = r#"lagwatch_source_up{source="tansu",system="kafka"}"#;
+    daemon.wait_metric(&lag, "5", Duration::from_secs(15));
+    daemon.wait_metric(up, "1", Duration::from_secs(1));
+
+    // Down within one poll: interval 1 s + request timeout 1 s, plus slack.
+    tansu.stop();
+    let killed = Instant::now();
+    daemon.wait_metric(up, "0", Duration::from_secs(5));
+    let down_after = killed.elapsed();
+    let body = daemon.metrics();
+    let connect = r#"lagwatch_poll_errors_total{kind="connect",source="tansu",system="kafka"}"#;
+    let connects = common::metric_value(&body, connect);
+    assert!(
+        connects.as_deref().is_some_and(|v| v != "0"),
+        "a killed broker is a connect failure:\n{body}"
+    );
+    assert!(
+        !body.contains(&lag),
+        "no stale lag while the cluster is down:\n{body}"
+    );
+
+    // Back within one poll after the broker returns (memory storage: fresh data).
+    tansu.restart();
+    setup(&tansu, 9, 4);
+    let back = Instant::now();
+    daemon.wait_metric(&lag, "5", Duration::from_secs(5));
+    let up_after = back.elapsed();
+    daemon.wait_metric(up, "1", Duration::from_secs(1));
+    eprintln!("down seen after {down_after:?}, recovery seen after {up_after:?}");
+    assert!(
+        daemon
+            .logs()
+            .lines()
+            .filter(|l| l.contains("ERROR"))
+            .count()
+            == 0,
+        "librdkafka noise must not reach ERROR logs:\n{}",
+        daemon.logs()
+    );
+    assert!(daemon.terminate(Duration::from_secs(10)).is_some());
+}
+
+#[test]
+fn configured_groups_are_measured_on_the_mock_cluster_which_cannot_list_groups() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let topic = name("mock");
+    mock.create_topic(&topic, 2, 1).expect("topic");
+    let p = producer(&b);
+    produce(&p, &topic, 0, 5);
+    produce(&p, &topic, 1, 2);
+    let group = name("g");
+    commit(&b, &group, &[(&topic, 0, 3)]);
+    let never = name("never");
+
+    let mut poller = poller(&format!(
+        "      bootstrap_servers: [\"{b}\"]\n      groups: [\"{group}\", \"{never}\"]\n"
+    ));
+    let data = poll(&mut poller).expect("poll succeeds");
+    let t = |p: i32| (topic.clone(), p);
+    assert_eq!(
+        lags(&data, &group),
+        [(t(0), (Some(3), 5, 2)), (t(1), (None, 2, 0))].into()
+    );
+    assert!(
+        lags(&data, &never).is_empty(),
+        "a group with no commit anywhere has no partitions"
+    );
+    // The mock has no DescribeGroups: counted, not fatal; state unknown.
+    assert!(
+        data.partial_errors
+            .iter()
+            .any(|(k, n)| *k == ErrorKind::DescribeGroups && *n > 0),
+        "{:?}",
+        data.partial_errors
+    );
+}
+
+#[test]
+fn a_mock_broker_going_down_fails_the_poll_and_coming_back_recovers_it() {
+    let mock = MockCluster::new(1).expect("mock cluster");
+    let b = mock.bootstrap_servers();
+    let topic = name("mock");
+    mock.create_topic(&topic, 1, 1).expect("topic");
+    produce(&producer(&b), &topic, 0, 4);
+    let group = name("g");
+    commit(&b, &group, &[(&topic, 0, 1)]);
+    let mut poller = poller(&format!(
+        "      bootstrap_servers: [\"{b}\"]\n      groups: [\"{group}\"]\n      request_timeout: 1s\n"
+    ));
+    let t0 = (topic.clone(), 0);
+    let data = poll(&mut poller).expect("poll succeeds");
+    assert_eq!(lags(&data, &group), [(t0.clone(), (Some(1), 4, 3))].into());
+
+    mock.broker_down(1).expect("broker down");
+    let failure = poll(&mut poller).expect_err("the cluster is down");
+    assert!(
+        matches!(failure.kind, ErrorKind::Connect | ErrorKind::Timeout),
+        "{failure:?}"
+    );
+
+    mock.broker_up(1).expect("broker up");
+    let start = Instant::now();
+    let data = loop {
+        match poll(&mut poller) {
+            Ok(d) => break d,
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                eprintln!("still down: {e:?}");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("did not recover: {e:?}"),
+        }
+    };
+    assert_eq!(lags(&data, &group), [(t0, (Some(1), 4, 3))].into());
+}
