@@ -177,18 +177,22 @@ fn main() {
         config.timing(source),
     );
     let me = std::process::id().to_string();
-    println!("| poll | wall | broker wait (metadata / list_groups / offset_fetch / describe / list_offsets) | CPU | samples | groups | requests |");
-    println!("|---|---|---|---|---|---|---|");
+    let broker = tansu.pid().expect("tansu pid").to_string();
+    let (rss_before, _) = rss(&me);
+    println!("| poll | wall | broker wait per phase | lagwatch CPU | tansu CPU | samples | groups | requests sent |");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
     for i in 0..=polls {
         std::thread::sleep(Duration::from_millis(250));
         let before_req = requests(poller.librdkafka_stats());
         let cpu0 = cpu(&me);
+        let b0 = cpu(&broker);
         let start = Instant::now();
         let data = rt.block_on(poller.poll()).expect("poll");
         let wall = start.elapsed();
         let cpu1 = cpu(&me);
+        let b1 = cpu(&broker);
         std::thread::sleep(Duration::from_millis(250));
         let after_req = requests(poller.librdkafka_stats());
         let sent: Vec<String> = after_req
@@ -210,10 +214,11 @@ fn main() {
             i.to_string()
         };
         println!(
-            "| {label} | {:.0} ms | {} | {:.0} ms | {} | {} | {} |",
+            "| {label} | {:.0} ms | {} | {:.0} ms | {:.0} ms | {} | {} | {} |",
             wall.as_secs_f64() * 1000.0,
             phases.join(", "),
             (cpu1 - cpu0).as_secs_f64() * 1000.0,
+            (b1 - b0).as_secs_f64() * 1000.0,
             data.samples.len(),
             data.groups.len(),
             sent.join(", ")
@@ -226,9 +231,10 @@ fn main() {
     let avg = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
     let (rss_now, rss_peak) = rss(&me);
     println!(
-        "\nin process: mean wall {:.0?}, mean CPU {:.0?} per poll; bench process RSS {rss_now:.1} MiB (peak {rss_peak:.1} MiB, includes fixtures' clients)",
+        "\nin process: mean wall {:.0?}, mean CPU {:.0?} per poll; bench process RSS {rss_now:.1} MiB (peak {rss_peak:.1} MiB, fixtures' clients included), of which the poller and its client added {:.1} MiB",
         avg(&walls),
-        avg(&cpus)
+        avg(&cpus),
+        rss_now - rss_before
     );
     drop(poller);
 

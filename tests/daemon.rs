@@ -75,6 +75,13 @@ fn the_daemon_becomes_ready_reports_sources_up_and_survives_a_broker_going_away(
             r#"lagwatch_poll_errors_total{kind="timeout",source="kafka-test",system="kafka"}"#,
         )
         .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+        // The Kafka source classifies an unreachable broker as `connect`.
+        + common::metric_value(
+            &body,
+            r#"lagwatch_poll_errors_total{kind="connect",source="kafka-test",system="kafka"}"#,
+        )
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert!(errors >= 1.0, "a failed poll is counted:\n{body}");
 

@@ -182,6 +182,11 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The broker's process id (for /proc readings in benchmarks).
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.child.as_ref().map(|c| c.id())
+    }
+
     /// Kills the broker (its in-memory data is gone).
     pub fn stop(&mut self) {
         self.proc.kill();
