@@ -165,7 +165,9 @@ pub struct Recommendation {
     pub mode: Mode,
     /// Replicas running: members, else the configured `replicas`.
     pub current: Option<u32>,
-    /// None only with [`Reason::NotEnoughData`] (never a guess).
+    /// None with [`Reason::NotEnoughData`] (never a guess), and with
+    /// [`Reason::AckPendingLimited`] when the replica count is unknown (there is
+    /// no count to keep).
     pub recommended: Option<u32>,
     pub reason: Reason,
     pub message: String,
@@ -626,7 +628,7 @@ fn signed(n: i64) -> String {
     }
 }
 
-/// 800 -> "800 msg/s", 2800.4 -> "2,800 msg/s", 12.25 -> "12.3 msg/s".
+/// 800 -> "800 msg/s", 2800.4 -> "2,800 msg/s", 12.25 -> "12.2 msg/s" (ties to even).
 fn rate(r: f64) -> String {
     if r >= 99.5 {
         // Rounded and in range: the cast is exact enough for a sentence.

@@ -619,3 +619,20 @@ fn rising_lag_scales_out_at_once_and_a_drained_backlog_waits_to_scale_in() {
         assert_eq!(r.recommended, Some(advice), "case {case}: {r:?}");
     }
 }
+
+#[test]
+fn numbers_in_sentences_are_grouped_and_rounded_for_reading() {
+    assert_eq!(count(0), "0");
+    assert_eq!(count(999), "999");
+    assert_eq!(count(48_000), "48,000");
+    assert_eq!(count(1_200_000), "1,200,000");
+    assert_eq!(signed(-12_345), "-12,345");
+    assert_eq!(rate(2800.4), "2,800 msg/s");
+    assert_eq!(rate(12.25), "12.2 msg/s");
+    assert_eq!(rate(5.0), "5 msg/s");
+    assert_eq!(rate(0.25), "0.25 msg/s");
+    assert_eq!(ceil_replicas(5.0 * 1.2), 6);
+    assert_eq!(ceil_replicas(4.48), 5);
+    assert_eq!(ceil_replicas(0.0), 0);
+    assert_eq!(ceil_replicas(f64::NAN), 0);
+}
