@@ -16,6 +16,7 @@ pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod recommend;
 pub mod source;
 pub mod telemetry;
 
