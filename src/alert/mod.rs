@@ -16,7 +16,7 @@ mod config;
 mod incident;
 mod notifier;
 pub mod payload;
-mod receivers;
+pub(crate) mod receivers;
 mod rules;
 
 use std::sync::Arc;
@@ -169,3 +169,6 @@ pub(crate) fn rfc3339(m: Millis) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(m.0.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
+
+#[cfg(test)]
+mod tests;

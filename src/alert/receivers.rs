@@ -352,7 +352,7 @@ pub(crate) fn pagerduty(n: &Notification, ctx: &RenderContext, routing_key: &str
     let o = &inc.observation;
     let mut summary = payload::summary(n);
     if summary.len() > PD_SUMMARY_MAX {
-        let mut cut = PD_SUMMARY_MAX - 1;
+        let mut cut = PD_SUMMARY_MAX - '…'.len_utf8();
         while !summary.is_char_boundary(cut) {
             cut -= 1;
         }
