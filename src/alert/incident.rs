@@ -50,7 +50,7 @@ enum Track {
     Pending {
         since: Millis,
     },
-    Open(Incident),
+    Open(Box<Incident>),
 }
 
 /// Evaluates every rule against each poll's observations. Owned by the engine.
@@ -141,7 +141,7 @@ impl AlertEvaluator {
                 out.push(notification(
                     EventKind::Resolved,
                     now,
-                    inc,
+                    *inc,
                     Some(Resolution::ConsumerVanished),
                     &self.rules[key.0],
                 ));
@@ -155,7 +155,7 @@ impl AlertEvaluator {
         self.tracks
             .values()
             .filter_map(|t| match t {
-                Track::Open(i) => Some(i.clone()),
+                Track::Open(i) => Some((**i).clone()),
                 Track::Pending { .. } => None,
             })
             .collect()
@@ -213,7 +213,7 @@ fn step(
                 if rule.for_.is_zero() {
                     let inc = open(now);
                     out.push(notification(EventKind::Fired, now, inc.clone(), None, rule));
-                    tracks.insert(key, Track::Open(inc));
+                    tracks.insert(key, Track::Open(Box::new(inc)));
                 } else {
                     tracks.insert(key, Track::Pending { since: now });
                 }
@@ -223,7 +223,7 @@ fn step(
             Some(true) if elapsed(*since, now) >= rule.for_ => {
                 let inc = open(*since);
                 out.push(notification(EventKind::Fired, now, inc.clone(), None, rule));
-                tracks.insert(key, Track::Open(inc));
+                tracks.insert(key, Track::Open(Box::new(inc)));
             }
             Some(true) | None => {}
             Some(false) => {
@@ -238,7 +238,7 @@ fn step(
                 Some(false) => {
                     let since = *inc.clearing_since.get_or_insert(now);
                     if elapsed(since, now) >= rule.resolve_after {
-                        let mut inc = inc.clone();
+                        let mut inc = (**inc).clone();
                         inc.resolved_at = Some(now);
                         tracks.remove(&key);
                         out.push(notification(
@@ -253,12 +253,13 @@ fn step(
                 }
                 None => {}
             }
-            if elapsed(inc.last_notified, now) >= rule.repeat_interval {
+            // "Still firing" only while it is: not while clearing, not on unknown values.
+            if holds == Some(true) && elapsed(inc.last_notified, now) >= rule.repeat_interval {
                 inc.last_notified = now;
                 out.push(notification(
                     EventKind::Repeated,
                     now,
-                    inc.clone(),
+                    (**inc).clone(),
                     None,
                     rule,
                 ));

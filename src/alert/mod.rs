@@ -144,6 +144,10 @@ pub struct Alerting;
 impl Alerting {
     /// Validates `config` (under the path `alerts`), compiles its rules, builds the
     /// receivers and registers the notification metrics on `registry`.
+    #[allow(
+        clippy::new_ret_no_self,
+        reason = "one config builds both halves, which go to different owners (engine, notifier task)"
+    )]
     pub fn new(
         config: &AlertConfig,
         registry: &prometheus::Registry,

@@ -2,7 +2,8 @@
 //! retries the head of its queue (network errors, 5xx, 429 with Retry-After) with
 //! exponential backoff and jitter, so a receiver's notifications arrive in order and
 //! a resolve never overtakes its fire. Taking a notification off the channel never
-//! waits on the network; a full queue drops its oldest repeat (else its oldest entry).
+//! waits on the network; a full queue drops a repeat (the oldest queued, else the incoming one),
+//! else its oldest notification.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -70,7 +71,7 @@ impl Metrics {
         let dropped = IntCounterVec::new(
             Opts::new(
                 "lagwatch_notifications_dropped_total",
-                "Notifications discarded without delivery: the receiver's queue was full (the oldest repeat goes first, else the oldest notification), or the shutdown flush deadline passed.",
+                "Notifications discarded without delivery: the receiver's queue was full (repeats go first, then the oldest notification), or the shutdown flush deadline passed.",
             ),
             &["receiver"],
         )?;
@@ -292,22 +293,27 @@ impl Notifier {
             let rendered = q.receiver.render(&n, &self.ctx);
             let evicted = {
                 let mut s = q.lock();
-                let evicted = if s.items.len() >= q.receiver.queue_capacity {
+                let mut evicted = None;
+                let mut incoming = Some(Item {
+                    notification: n.clone(),
+                    rendered,
+                });
+                if s.items.len() >= q.receiver.queue_capacity {
+                    // Repeats carry no state change: they go first, the oldest queued
+                    // one, else the incoming one. Else the oldest notification goes.
                     let oldest_repeat = s
                         .items
                         .iter()
                         .position(|i| i.notification.kind == EventKind::Repeated);
-                    match oldest_repeat {
+                    evicted = match oldest_repeat {
                         Some(at) => s.items.remove(at),
+                        None if n.kind == EventKind::Repeated => incoming.take(),
                         None => s.items.pop_front(),
-                    }
-                } else {
-                    None
-                };
-                s.items.push_back(Item {
-                    notification: n.clone(),
-                    rendered,
-                });
+                    };
+                }
+                if let Some(item) = incoming {
+                    s.items.push_back(item);
+                }
                 self.metrics
                     .depth
                     .with_label_values(&[&q.receiver.name])
@@ -325,7 +331,7 @@ impl Notifier {
                     capacity = q.receiver.queue_capacity,
                     event = e.notification.kind.event_type(),
                     incident = %e.notification.incident.id,
-                    "receiver queue full: dropped its oldest queued notification"
+                    "receiver queue full: dropped a notification"
                 );
             }
         }
