@@ -302,6 +302,19 @@ const CASES: &[Case] = &[
         polls: &[(0, &[("orders-svc", 500, OK, None), ("billing", 500, OK, None)])],
         want: &[(0, 'F', "ord", "orders-svc")],
     },
+    // 13. Repeats only while the condition holds: due at 300 s but clearing then
+    //     (false since 250 s), so no repeat; back above at 320 s, the repeat goes out.
+    Case {
+        name: "13 no repeat while clearing",
+        rules: "  - name: lag\n    condition: lag_messages\n    threshold: 100\n    for: 0s\n    repeat_interval: 300s\n    receivers: [log]\n",
+        polls: &[
+            (0, &[("g", 500, OK, None)]),
+            (250, &[("g", 5, OK, None)]),
+            (300, &[("g", 5, OK, None)]),
+            (320, &[("g", 500, OK, None)]),
+        ],
+        want: &[(0, 'F', "lag", "g"), (320, 'R', "lag", "g")],
+    },
 ];
 
 #[test]
@@ -693,7 +706,11 @@ fn the_event_payload_carries_the_incident_and_its_values() {
 #[test]
 fn a_signature_verifies_only_with_the_same_secret_time_and_body() {
     let sig = sign(b"k", 1700000000, b"{\"a\":1}");
-    assert!(sig.starts_with("sha256="));
+    // The value docs/notifications.md's Python snippet computes for the same input.
+    assert_eq!(
+        sig,
+        "sha256=1b6ad1bc9bf48c52ce01939866d5877c6cc4e87ddad27e16673cb8c4964394a3"
+    );
     assert!(verify_signature(b"k", "1700000000", b"{\"a\":1}", &sig));
     assert!(!verify_signature(
         b"other",
