@@ -750,3 +750,24 @@ fn a_pagerduty_summary_is_cut_at_1024_bytes_on_a_char_boundary() {
     assert!(s.len() <= 1024, "{}", s.len());
     assert!(s.ends_with('…'));
 }
+
+#[test]
+fn alerting_refuses_an_invalid_config_and_a_second_registration_without_panicking() {
+    let bad = parse("rules:\n  - name: a\n    condition: lag_messages\n    threshold: 1\n    receivers: [nobody]\n");
+    let registry = prometheus::Registry::new();
+    match Alerting::new(&bad, &registry) {
+        Err(SetupError::Invalid(p)) => {
+            assert_eq!(
+                p[0].to_string(),
+                "alerts.rules[0].receivers[0]: unknown receiver `nobody`"
+            )
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    let good = config_with_rules(LAG_RULE);
+    assert!(Alerting::new(&good, &registry).is_ok());
+    assert!(matches!(
+        Alerting::new(&good, &registry),
+        Err(SetupError::Metrics(_))
+    ));
+}
