@@ -516,7 +516,8 @@ fn a_real_alertmanager_lists_the_alert_with_its_labels_and_drops_it_when_resolve
             .as_array()
             .unwrap()
             .iter()
-            .find(|a| a["labels"]["alertname"] == "lag-high")
+            // Right after a POST the state can still be "unprocessed".
+            .find(|a| a["labels"]["alertname"] == "lag-high" && a["status"]["state"] == "active")
             .cloned();
         if found.is_none() {
             std::thread::sleep(Duration::from_millis(100));
