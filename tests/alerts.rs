@@ -430,10 +430,10 @@ fn webhook_payloads_for_fire_repeat_and_resolve_match_the_schema_and_carry_a_val
         .unwrap()
         .contains("vanished"));
 
-    assert_eq!(
-        h.metric("lagwatch_notifications_sent_total{receiver=\"hook\"}"),
-        6.0
-    );
+    // The worker counts a delivery after reading the answer: wait for it.
+    common::wait_until("every delivery to count", Duration::from_secs(5), || {
+        h.metric("lagwatch_notifications_sent_total{receiver=\"hook\"}") == 6.0
+    });
     h.stop();
 }
 
@@ -557,10 +557,10 @@ fn a_real_alertmanager_lists_the_alert_with_its_labels_and_drops_it_when_resolve
                 .any(|a| a["labels"]["alertname"] == "lag-high")
         },
     );
-    assert_eq!(
-        h.metric("lagwatch_notifications_sent_total{receiver=\"am\"}"),
-        2.0
-    );
+    // The worker counts a delivery after reading the answer: wait for it.
+    common::wait_until("every delivery to count", Duration::from_secs(5), || {
+        h.metric("lagwatch_notifications_sent_total{receiver=\"am\"}") == 2.0
+    });
     h.stop();
 }
 
