@@ -101,10 +101,7 @@ async fn main() {
     walls.sort();
     cpus.sort_by(f64::total_cmp);
     let requests = 1 + streams * (consumers.div_ceil(256));
-    println!(
-        "jetstream poll: {} consumers in {streams} streams",
-        streams * consumers
-    );
+    println!("jetstream poll: {} consumers in {streams} streams", streams * consumers);
     println!("  JetStream API requests per poll: {requests} (1 STREAM.LIST page + CONSUMER.LIST pages, 16 in flight)");
     println!(
         "  wall per poll: median {:.1?}, max {:.1?}",
