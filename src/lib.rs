@@ -7,6 +7,7 @@
 //! immutable [`engine::Snapshot`] on a watch channel read by the [`http`] server.
 //! Shutdown runs the flow backwards: stop sources, drain the engine, stop HTTP.
 
+pub mod alert;
 pub mod analysis;
 pub mod config;
 pub mod demo;

@@ -451,5 +451,70 @@ pub fn promtool_check_metrics(body: &str) -> String {
         String::new()
     } else {
         text
+
+/// A real Prometheus Alertmanager on a free port, clustering off, routing every
+/// alert to a receiver that sends nothing. Its API is what lagwatch posts to.
+pub struct Alertmanager {
+    pub port: u16,
+    proc: Managed,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    pub fn start() -> Alertmanager {
+        let bin = require_binary("prometheus-alertmanager");
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = dir.path().join("alertmanager.yml");
+        std::fs::write(
+            &config,
+            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
+        )
+        .expect("write alertmanager config");
+        let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log file");
+        let proc = Managed::spawn(
+            Command::new(bin)
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                // Empty: no gossip cluster, no second port.
+                .arg("--cluster.listen-address=")
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log),
+            "prometheus-alertmanager",
+        );
+        let addr = format!("127.0.0.1:{port}");
+        wait_until("alertmanager /-/ready", Duration::from_secs(30), || {
+            matches!(http_get(&addr, "/-/ready"), Ok((200, _)))
+        });
+        Alertmanager {
+            port,
+            proc,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// GET /api/v2/alerts: the alerts Alertmanager holds as active (resolved
+    /// ones are not listed).
+    pub fn alerts(&self) -> serde_json::Value {
+        let (status, body) = http_get(&format!("127.0.0.1:{}", self.port), "/api/v2/alerts")
+            .expect("GET /api/v2/alerts");
+        assert_eq!(status, 200, "alertmanager answered {status}: {body}");
+        serde_json::from_str(&body).expect("alertmanager alerts are JSON")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("alertmanager.log")).unwrap_or_default()
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.proc.running()
     }
 }

@@ -1,0 +1,269 @@
+//! The incident lifecycle, as a pure state machine per (rule, consumer group):
+//! inactive → pending (condition holds, `for` not yet over) → open (fired; repeats
+//! every `repeat_interval`) → resolved (condition false for `resolve_after`, or
+//! the consumer vanished). Observations and `now` in, notifications out.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::config::{AlertConfig, Severity};
+use super::rules::{Condition, Rule};
+use super::{EventKind, Notification, Observation, Resolution};
+use crate::model::{GroupKey, Millis, SourceId};
+
+/// One open (or, inside a Resolved notification, just resolved) incident.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Incident {
+    /// Stable from fire to resolve: the payloads' correlationId, PagerDuty's dedup_key.
+    pub id: Uuid,
+    pub rule: Arc<str>,
+    pub severity: Severity,
+    /// The condition in force for this group (a matching override applied).
+    pub condition: Condition,
+    /// When the condition was first seen holding.
+    pub pending_since: Millis,
+    /// When it fired.
+    pub started_at: Millis,
+    pub resolved_at: Option<Millis>,
+    /// The last Fired or Repeated notification.
+    pub last_notified: Millis,
+    /// Since when the condition has been false (None while it holds).
+    pub clearing_since: Option<Millis>,
+    /// The rule's repeat interval (receivers such as Alertmanager derive expiry from it).
+    pub repeat_interval: Duration,
+    /// The latest observation of the consumer.
+    pub observation: Observation,
+}
+
+impl Incident {
+    pub fn group(&self) -> &GroupKey {
+        &self.observation.group
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Track {
+    /// The condition holds since `since`; not yet for `for`.
+    Pending {
+        since: Millis,
+    },
+    Open(Box<Incident>),
+}
+
+/// Evaluates every rule against each poll's observations. Owned by the engine.
+#[derive(Debug)]
+pub struct AlertEvaluator {
+    rules: Vec<Rule>,
+    tracks: BTreeMap<(usize, GroupKey), Track>,
+}
+
+fn elapsed(from: Millis, to: Millis) -> Duration {
+    Duration::from_millis(u64::try_from(to.0.saturating_sub(from.0)).unwrap_or(0))
+}
+
+impl AlertEvaluator {
+    /// Compiles the rules of a validated config.
+    pub fn new(config: &AlertConfig) -> Result<AlertEvaluator, String> {
+        let rules = config
+            .rules
+            .iter()
+            .map(|r| Rule::compile(config, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(AlertEvaluator {
+            rules,
+            tracks: BTreeMap::new(),
+        })
+    }
+
+    /// Evaluates one round. `observations` is everything known now; every source
+    /// that appears in it counts as polled (see [`Self::evaluate_polled`]).
+    pub fn evaluate(&mut self, observations: &[Observation], now: Millis) -> Vec<Notification> {
+        let polled: Vec<SourceId> = observations
+            .iter()
+            .map(|o| o.group.source.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        self.evaluate_polled(observations, &polled, now)
+    }
+
+    /// Evaluates one round. `polled` lists the sources whose poll succeeded: a group
+    /// of such a source missing from `observations` has vanished and its incidents
+    /// resolve. A source not in `polled` (down, not polled this round) leaves its
+    /// incidents as they are: an outage of lagwatch's view is not a recovery.
+    pub fn evaluate_polled(
+        &mut self,
+        observations: &[Observation],
+        polled: &[SourceId],
+        now: Millis,
+    ) -> Vec<Notification> {
+        let mut out = Vec::new();
+        let mut seen: HashSet<&GroupKey> = HashSet::new();
+        for o in observations {
+            seen.insert(&o.group);
+            for (ri, rule) in self.rules.iter().enumerate() {
+                let key = (ri, o.group.clone());
+                let selected = rule.selects(o);
+                if !selected && !self.tracks.contains_key(&key) {
+                    continue;
+                }
+                let condition = rule.condition_for(&o.group.group);
+                // A consumer the rule no longer selects (topics changed) counts as clear.
+                let holds = if selected {
+                    condition.holds(o)
+                } else {
+                    Some(false)
+                };
+                step(
+                    &mut self.tracks,
+                    key,
+                    rule,
+                    condition,
+                    holds,
+                    o,
+                    now,
+                    &mut out,
+                );
+            }
+        }
+        let vanished: Vec<(usize, GroupKey)> = self
+            .tracks
+            .keys()
+            .filter(|(_, g)| polled.contains(&g.source) && !seen.contains(g))
+            .cloned()
+            .collect();
+        for key in vanished {
+            if let Some(Track::Open(mut inc)) = self.tracks.remove(&key) {
+                inc.resolved_at = Some(now);
+                out.push(notification(
+                    EventKind::Resolved,
+                    now,
+                    *inc,
+                    Some(Resolution::ConsumerVanished),
+                    &self.rules[key.0],
+                ));
+            }
+        }
+        out
+    }
+
+    /// The open incidents, ordered by rule then group (for the API and status page).
+    pub fn open_incidents(&self) -> Vec<Incident> {
+        self.tracks
+            .values()
+            .filter_map(|t| match t {
+                Track::Open(i) => Some((**i).clone()),
+                Track::Pending { .. } => None,
+            })
+            .collect()
+    }
+}
+
+fn notification(
+    kind: EventKind,
+    at: Millis,
+    incident: Incident,
+    resolution: Option<Resolution>,
+    rule: &Rule,
+) -> Notification {
+    Notification {
+        event_id: Uuid::new_v4(),
+        kind,
+        at,
+        incident: Arc::new(incident),
+        resolution,
+        receivers: rule.receivers.clone(),
+    }
+}
+
+/// Advances one (rule, group) track by one observation.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one step of the state machine needs the track, the rule and the observation; a struct would only rename them"
+)]
+fn step(
+    tracks: &mut BTreeMap<(usize, GroupKey), Track>,
+    key: (usize, GroupKey),
+    rule: &Rule,
+    condition: &Condition,
+    holds: Option<bool>,
+    o: &Observation,
+    now: Millis,
+    out: &mut Vec<Notification>,
+) {
+    let open = |pending_since: Millis| Incident {
+        id: Uuid::new_v4(),
+        rule: rule.name.clone(),
+        severity: rule.severity,
+        condition: condition.clone(),
+        pending_since,
+        started_at: now,
+        resolved_at: None,
+        last_notified: now,
+        clearing_since: None,
+        repeat_interval: rule.repeat_interval,
+        observation: o.clone(),
+    };
+    match tracks.get_mut(&key) {
+        None => {
+            if holds == Some(true) {
+                if rule.for_.is_zero() {
+                    let inc = open(now);
+                    out.push(notification(EventKind::Fired, now, inc.clone(), None, rule));
+                    tracks.insert(key, Track::Open(Box::new(inc)));
+                } else {
+                    tracks.insert(key, Track::Pending { since: now });
+                }
+            }
+        }
+        Some(Track::Pending { since }) => match holds {
+            Some(true) if elapsed(*since, now) >= rule.for_ => {
+                let inc = open(*since);
+                out.push(notification(EventKind::Fired, now, inc.clone(), None, rule));
+                tracks.insert(key, Track::Open(Box::new(inc)));
+            }
+            Some(true) | None => {}
+            Some(false) => {
+                tracks.remove(&key);
+            }
+        },
+        Some(Track::Open(inc)) => {
+            inc.observation = o.clone();
+            inc.condition = condition.clone();
+            match holds {
+                Some(true) => inc.clearing_since = None,
+                Some(false) => {
+                    let since = *inc.clearing_since.get_or_insert(now);
+                    if elapsed(since, now) >= rule.resolve_after {
+                        let mut inc = (**inc).clone();
+                        inc.resolved_at = Some(now);
+                        tracks.remove(&key);
+                        out.push(notification(
+                            EventKind::Resolved,
+                            now,
+                            inc,
+                            Some(Resolution::ConditionCleared),
+                            rule,
+                        ));
+                        return;
+                    }
+                }
+                None => {}
+            }
+            // "Still firing" only while it is: not while clearing, not on unknown values.
+            if holds == Some(true) && elapsed(inc.last_notified, now) >= rule.repeat_interval {
+                inc.last_notified = now;
+                out.push(notification(
+                    EventKind::Repeated,
+                    now,
+                    (**inc).clone(),
+                    None,
+                    rule,
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Compiled rules: which consumers a rule selects, and whether its condition holds
+//! for one [`Observation`]. Pure functions of their inputs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::config::{AlertConfig, ConditionKind, RuleConfig, Severity, ThresholdValue};
+use super::Observation;
+use crate::model::{Status, System};
+
+/// A rule's condition with the threshold it compares against.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    LagMessagesAbove(f64),
+    LagSecondsAbove(f64),
+    GrowthAbove(f64),
+    EtaAbove(f64),
+    StatusIn(Vec<Status>),
+    LostMessagesAbove(f64),
+    LossWithin(f64),
+    ReplicasShort,
+}
+
+impl Condition {
+    /// Builds the condition from validated config; None if `threshold` does not fit.
+    pub fn new(kind: ConditionKind, t: Option<&ThresholdValue>) -> Option<Condition> {
+        use ConditionKind as C;
+        use ThresholdValue as T;
+        let secs = |d: &crate::config::Seconds| d.get().as_secs_f64();
+        Some(match (kind, t) {
+            (C::LagMessages, Some(T::Number(n))) => Condition::LagMessagesAbove(*n),
+            (C::LagSeconds, Some(T::Duration(d))) => Condition::LagSecondsAbove(secs(d)),
+            (C::Growth, Some(T::Number(n))) => Condition::GrowthAbove(*n),
+            (C::Eta, Some(T::Duration(d))) => Condition::EtaAbove(secs(d)),
+            (C::Status, Some(T::Statuses(s))) => Condition::StatusIn(s.clone()),
+            (C::LostMessages, Some(T::Number(n))) => Condition::LostMessagesAbove(*n),
+            (C::LostMessages, None) => Condition::LostMessagesAbove(0.0),
+            (C::LossWithin, Some(T::Duration(d))) => Condition::LossWithin(secs(d)),
+            (C::ReplicasShort, None) => Condition::ReplicasShort,
+            _ => return None,
+        })
+    }
+
+    pub fn kind(&self) -> ConditionKind {
+        match self {
+            Condition::LagMessagesAbove(_) => ConditionKind::LagMessages,
+            Condition::LagSecondsAbove(_) => ConditionKind::LagSeconds,
+            Condition::GrowthAbove(_) => ConditionKind::Growth,
+            Condition::EtaAbove(_) => ConditionKind::Eta,
+            Condition::StatusIn(_) => ConditionKind::Status,
+            Condition::LostMessagesAbove(_) => ConditionKind::LostMessages,
+            Condition::LossWithin(_) => ConditionKind::LossWithin,
+            Condition::ReplicasShort => ConditionKind::ReplicasShort,
+        }
+    }
+
+    /// Some(true) when the condition holds, Some(false) when it does not, None
+    /// when the observation lacks the value (unknown time lag, no replica count):
+    /// unknown neither starts nor clears an incident.
+    pub fn holds(&self, o: &Observation) -> Option<bool> {
+        match self {
+            Condition::LagMessagesAbove(t) => Some(o.lag_messages as f64 > *t),
+            Condition::LagSecondsAbove(t) => o.lag_seconds.map(|s| s > *t),
+            Condition::GrowthAbove(t) => o.growth_per_second.map(|g| g > *t),
+            Condition::EtaAbove(t) => match o.eta_seconds {
+                Some(eta) => Some(eta > *t),
+                // Caught up: nothing to wait for.
+                None if o.lag_messages == 0 => Some(false),
+                // Lag that is not shrinking never catches up: above any threshold.
+                None => o.growth_per_second.map(|g| g >= 0.0),
+            },
+            Condition::StatusIn(list) => Some(list.contains(&o.status)),
+            Condition::LostMessagesAbove(t) => Some(o.lost_messages as f64 > *t),
+            Condition::LossWithin(t) => Some(o.seconds_until_loss.is_some_and(|s| s < *t)),
+            Condition::ReplicasShort => match (o.recommended_replicas, o.current_replicas) {
+                (Some(r), Some(c)) => Some(r > c),
+                _ => None,
+            },
+        }
+    }
+
+    /// The threshold as JSON (number of messages, seconds, or status names).
+    pub fn threshold_json(&self) -> serde_json::Value {
+        match self {
+            Condition::LagMessagesAbove(t)
+            | Condition::LagSecondsAbove(t)
+            | Condition::GrowthAbove(t)
+            | Condition::EtaAbove(t)
+            | Condition::LostMessagesAbove(t)
+            | Condition::LossWithin(t) => serde_json::json!(t),
+            Condition::StatusIn(list) => {
+                serde_json::json!(list.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+            }
+            Condition::ReplicasShort => serde_json::Value::Null,
+        }
+    }
+
+    /// One readable line: the observed value against the threshold.
+    pub fn describe(&self, o: &Observation) -> String {
+        match self {
+            Condition::LagMessagesAbove(t) => format!(
+                "lag {} messages (threshold {})",
+                o.lag_messages,
+                fmt_num(*t)
+            ),
+            Condition::LagSecondsAbove(t) => format!(
+                "lag {} behind (threshold {})",
+                o.lag_seconds.map_or("unknown".into(), fmt_secs),
+                fmt_secs(*t)
+            ),
+            Condition::GrowthAbove(t) => format!(
+                "lag growing {} messages/s (threshold {})",
+                o.growth_per_second
+                    .map_or("unknown".into(), |g| format!("{g:.1}")),
+                fmt_num(*t)
+            ),
+            Condition::EtaAbove(t) => format!(
+                "catch-up ETA {} (threshold {})",
+                match o.eta_seconds {
+                    Some(e) => fmt_secs(e),
+                    None if o.lag_messages == 0 => "caught up".into(),
+                    None => "never at the current rates".into(),
+                },
+                fmt_secs(*t)
+            ),
+            Condition::StatusIn(list) => format!(
+                "status {} (alerting on {})",
+                o.status,
+                list.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Condition::LostMessagesAbove(t) => format!(
+                "{} messages lost to retention before being consumed (threshold {})",
+                o.lost_messages,
+                fmt_num(*t)
+            ),
+            Condition::LossWithin(t) => format!(
+                "retention deletes unconsumed messages in {} (threshold {})",
+                o.seconds_until_loss.map_or("no risk".into(), fmt_secs),
+                fmt_secs(*t)
+            ),
+            Condition::ReplicasShort => format!(
+                "{} replicas running, {} recommended",
+                o.current_replicas
+                    .map_or("unknown".into(), |c| c.to_string()),
+                o.recommended_replicas
+                    .map_or("unknown".into(), |c| c.to_string())
+            ),
+        }
+    }
+}
+
+fn fmt_num(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n:.1}")
+    }
+}
+
+/// Whole seconds in humantime form (`1h 5m 3s`); sub-second values as `0.4s`.
+pub(crate) fn fmt_secs(s: f64) -> String {
+    if !s.is_finite() || s < 0.0 {
+        return format!("{s}s");
+    }
+    if s < 1.0 {
+        return format!("{s:.1}s");
+    }
+    humantime::format_duration(Duration::from_secs(s.round() as u64)).to_string()
+}
+
+/// A rule ready to evaluate.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: Arc<str>,
+    pub severity: Severity,
+    source: Option<Regex>,
+    system: Option<System>,
+    group: Option<Regex>,
+    topic: Option<Regex>,
+    condition: Condition,
+    overrides: Vec<(Regex, Condition)>,
+    pub for_: Duration,
+    pub resolve_after: Duration,
+    pub repeat_interval: Duration,
+    pub receivers: Arc<[Arc<str>]>,
+}
+
+impl Rule {
+    /// Compiles one rule from a config validate() accepted; Err names what failed.
+    pub fn compile(cfg: &AlertConfig, r: &RuleConfig) -> Result<Rule, String> {
+        let re = |p: &Option<String>| -> Result<Option<Regex>, String> {
+            p.as_deref()
+                .map(Regex::new)
+                .transpose()
+                .map_err(|e| e.to_string())
+        };
+        let condition = Condition::new(r.condition, r.threshold.as_ref())
+            .ok_or_else(|| format!("rule `{}`: threshold does not fit", r.name))?;
+        let mut overrides = Vec::new();
+        for o in &r.overrides {
+            let c = Condition::new(r.condition, Some(&o.threshold))
+                .ok_or_else(|| format!("rule `{}`: override threshold does not fit", r.name))?;
+            overrides.push((Regex::new(&o.group).map_err(|e| e.to_string())?, c));
+        }
+        let d = &cfg.defaults;
+        Ok(Rule {
+            name: Arc::from(r.name.as_str()),
+            severity: r.severity,
+            source: re(&r.source)?,
+            system: r.system.map(System::from),
+            group: re(&r.group)?,
+            topic: re(&r.topic)?,
+            condition,
+            overrides,
+            for_: r.for_.unwrap_or(d.for_).get(),
+            resolve_after: r.resolve_after.unwrap_or(d.resolve_after).get(),
+            repeat_interval: r.repeat_interval.unwrap_or(d.repeat_interval).get(),
+            receivers: r.receivers.iter().map(|s| Arc::from(s.as_str())).collect(),
+        })
+    }
+
+    /// Whether the rule watches this consumer at all.
+    pub fn selects(&self, o: &Observation) -> bool {
+        self.system.is_none_or(|s| s == o.system)
+            && self
+                .source
+                .as_ref()
+                .is_none_or(|r| r.is_match(o.group.source.as_str()))
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|r| r.is_match(&o.group.group))
+            && self.topic.as_ref().is_none_or(|r| {
+                o.topics.iter().any(|t| r.is_match(t))
+                    || o.group.scope.as_deref().is_some_and(|s| r.is_match(s))
+            })
+    }
+
+    /// The condition for this group: the first matching override, else the rule's.
+    pub fn condition_for(&self, group: &str) -> &Condition {
+        self.overrides
+            .iter()
+            .find(|(re, _)| re.is_match(group))
+            .map_or(&self.condition, |(_, c)| c)
+    }
+}
