@@ -20,6 +20,7 @@ have promtool || need_apt+=(prometheus)
 have prometheus-alertmanager || need_apt+=(prometheus-alertmanager)
 have curl || need_apt+=(curl)
 have kubectl || need_apt+=(kubernetes-client)
+have chromium || need_apt+=(chromium fonts-dejavu-core)
 have pip3 || need_apt+=(python3-pip)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -51,7 +52,7 @@ else
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --quiet
 fi
 
-for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate; do
+for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate chromium; do
   have "$tool" || { log "ERROR: $tool still missing after install"; exit 1; }
 done
 log "ready: $(tansu --version 2>&1 | head -n1); nats-server $(nats-server --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1)"

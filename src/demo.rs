@@ -235,6 +235,9 @@ fn consumer(
     }
 }
 
+/// A consumer group of the story: name, msgs/s per member, when it is down, members.
+type ConsumerPlan = (&'static str, f64, fn(f64) -> bool, u32);
+
 fn never(_: f64) -> bool {
     false
 }
@@ -265,6 +268,40 @@ analysis:
   expire_after: {window}
   thresholds:
     stop_after: {window}
+recommend:
+  target_drain_time: {drain}
+  learn_after: {learn}
+  min_backlog: {min_backlog}
+  scale_in_after: {window}
+  # The mock cluster cannot describe groups, so the running replicas are told.
+  groups:
+    - pattern: "^analytics$"
+      replicas: {analytics}
+    - pattern: "."
+      replicas: 1
+alerts:
+  defaults:
+    for: {alert_for}
+    resolve_after: {resolve}
+    repeat_interval: 1h
+  receivers:
+    - name: terminal
+      log: {{}}
+  rules:
+    - name: consumer-stopped
+      condition: status
+      threshold: [STOP]
+      severity: critical
+      receivers: [terminal]
+    - name: lag-too-old
+      condition: lag_seconds
+      threshold: {old}
+      severity: warning
+      receivers: [terminal]
+    - name: needs-more-consumers
+      condition: replicas_short
+      severity: info
+      receivers: [terminal]
 sources:
   - name: demo-kafka
     kafka:
@@ -274,6 +311,13 @@ sources:
         poll = secs(2.0),
         window = secs(40.0),
         min_span = secs(6.0),
+        drain = secs(60.0),
+        learn = secs(10.0),
+        min_backlog = secs(4.0),
+        alert_for = secs(4.0),
+        resolve = secs(8.0),
+        old = secs(20.0),
+        analytics = story::ANALYTICS_CONSUMERS,
     );
     if let Some(url) = nats {
         yaml.push_str(&format!(
@@ -422,7 +466,7 @@ fn summary(snap: &Snapshot, t: f64) -> Vec<String> {
             ));
         }
     }
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     out.extend(rows.into_iter().map(|(_, l)| l));
     out
 }
@@ -433,9 +477,12 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Report, crate::Error> {
     let speed = opts.speed.clamp(0.1, 100.0);
+    // Clients stop first, the mock cluster last: a consumer closing against a
+    // vanished cluster would wait for its coordinator.
     let stop = Arc::new(AtomicBool::new(false));
+    let stop_cluster = Arc::new(AtomicBool::new(false));
     let fail = |m: String| crate::Error::Task(format!("demo: {m}"));
-    let bootstrap = start_mock_cluster(stop.clone()).map_err(fail)?;
+    let bootstrap = start_mock_cluster(stop_cluster.clone()).map_err(fail)?;
     let nats = match start_nats() {
         Ok(n) => Some(n),
         Err(why) => {
@@ -469,7 +516,7 @@ pub async fn run(
         let (b, s) = (bootstrap.clone(), stop.clone());
         threads.push(std::thread::spawn(move || producer(b, speed, start, s)));
     }
-    let groups: [(&'static str, f64, fn(f64) -> bool, u32); 4] = [
+    let groups: [ConsumerPlan; 4] = [
         ("inventory-service", 400.0, never, 1),
         ("payment-service", 300.0, never, 1),
         ("email-service", 400.0, email_down, 1),
@@ -522,6 +569,8 @@ pub async fn run(
         };
         let mut next_print = Instant::now() + opts.summary_every;
         let mut email_was_stopped = false;
+        let mut seen_incidents = std::collections::HashSet::new();
+        let mut open_before = std::collections::HashSet::new();
         let deadline = tokio::time::sleep(story_end);
         tokio::pin!(deadline);
         tokio::pin!(shutdown);
@@ -550,11 +599,34 @@ pub async fn run(
                                 report.email_recovered = true;
                             }
                         }
-                        "analytics" => {}
+                        "analytics" => {
+                            if let Some(r) = &g.recommendation {
+                                if r.recommended.is_some_and(|n| {
+                                    n > r.current.unwrap_or(story::ANALYTICS_CONSUMERS)
+                                }) {
+                                    report.analytics_scale_out = true;
+                                }
+                                if r.reason == crate::recommend::Reason::PartitionBound {
+                                    report.analytics_partition_bound = true;
+                                }
+                            }
+                        }
                         _ => {}
                     }
                 }
             }
+            let open: std::collections::HashSet<String> =
+                snap.incidents.iter().map(|i| i.id.to_string()).collect();
+            for id in &open {
+                if seen_incidents.insert(id.clone()) {
+                    report.notifications_fired += 1;
+                }
+            }
+            for id in open_before.difference(&open) {
+                let _ = id;
+                report.notifications_resolved += 1;
+            }
+            open_before = open;
             if Instant::now() >= next_print {
                 next_print = Instant::now() + opts.summary_every;
                 for line in summary(&snap, t) {
@@ -574,6 +646,7 @@ pub async fn run(
     for t in threads {
         let _ = t.join();
     }
+    stop_cluster.store(true, Ordering::Relaxed);
     drop(nats);
     res?;
     println!("— story summary ———————————————————————————————————————————————");

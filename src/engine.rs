@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 
+use crate::alert::{AlertEvaluator, Incident, Notification, Observation};
 use crate::analysis::{self, Analysis, GroupAnalysis, Settings, ThresholdResolver};
 use crate::history::History;
 use crate::metrics::{self, SelfMetrics};
@@ -16,6 +17,7 @@ use crate::model::{
     GroupInfo, GroupKey, Millis, PollBatch, PollData, PollFailure, Sample, SourceId, StreamState,
     System,
 };
+use crate::recommend::{self, RecommendState, Recommendation};
 
 /// One partition (Kafka) or consumer (JetStream) as of its source's last poll.
 #[derive(Clone, Debug)]
@@ -41,6 +43,8 @@ pub struct GroupView {
     /// Recent (poll time, lag in messages) of the group, oldest first, for
     /// sparklines; at most [`TREND_POINTS`].
     pub trend: Vec<(Millis, u64)>,
+    /// Scale-out advice; None when the group has no analysis.
+    pub recommendation: Option<Recommendation>,
 }
 
 /// Points kept per group for the trend sparkline (an hour at a 1 m poll).
@@ -73,6 +77,8 @@ pub struct Snapshot {
     pub sources: Vec<SourceView>,
     /// Keys whose history the engine holds (all sources).
     pub history_keys: usize,
+    /// Open incidents of the notification rules.
+    pub incidents: Arc<Vec<Incident>>,
     /// The Prometheus text exposition of this snapshot, rendered once.
     pub metrics_text: Bytes,
     /// The same, gzip-compressed on the first scrape that asks for it.
@@ -112,9 +118,39 @@ pub struct Engine {
     settings: Settings,
     thresholds: ThresholdResolver,
     trends: std::collections::HashMap<GroupKey, std::collections::VecDeque<(Millis, u64)>>,
+    recommend: recommend::Resolver,
+    recommend_states: std::collections::HashMap<GroupKey, RecommendState>,
+    alerts: Option<Alerts>,
+    incidents: Arc<Vec<Incident>>,
     metrics: SelfMetrics,
     plan: metrics::Plan,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
+}
+
+/// The engine's half of notifications: the pure evaluator and the queue to
+/// the notifier task.
+pub struct Alerts {
+    pub evaluator: AlertEvaluator,
+    pub tx: mpsc::Sender<Notification>,
+}
+
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts").finish_non_exhaustive()
+    }
+}
+
+/// What the engine is built from.
+#[derive(Debug)]
+pub struct EngineConfig {
+    pub sources: Vec<(SourceId, System)>,
+    pub analysis: Settings,
+    /// Samples kept per key.
+    pub ring: usize,
+    pub plan: metrics::Plan,
+    pub recommend: recommend::Settings,
+    pub alerts: Option<Alerts>,
+    pub metrics: SelfMetrics,
 }
 
 impl std::fmt::Debug for Engine {
@@ -129,15 +165,18 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Builds the engine and the watch channel its snapshots go out on.
     /// `ring` is the number of samples kept per key.
-    pub fn new(
-        sources: &[(SourceId, System)],
-        settings: Settings,
-        ring: usize,
-        plan: metrics::Plan,
-    ) -> (Engine, watch::Receiver<Arc<Snapshot>>) {
-        let metrics = SelfMetrics::new(sources);
+    pub fn new(cfg: EngineConfig) -> (Engine, watch::Receiver<Arc<Snapshot>>) {
+        let EngineConfig {
+            sources,
+            analysis: settings,
+            ring,
+            plan,
+            recommend,
+            alerts,
+            metrics,
+        } = cfg;
         let mut map = BTreeMap::new();
-        for (id, system) in sources {
+        for (id, system) in &sources {
             map.insert(
                 id.clone(),
                 SourceView {
@@ -159,6 +198,7 @@ impl Engine {
             at: Millis::now(),
             sources: Vec::new(),
             history_keys: 0,
+            incidents: Arc::new(Vec::new()),
             metrics_text: Bytes::new(),
             metrics_gzip: std::sync::OnceLock::new(),
         });
@@ -169,6 +209,10 @@ impl Engine {
             history: History::new(ring),
             thresholds: settings.resolver(),
             trends: std::collections::HashMap::new(),
+            recommend: recommend.resolver(),
+            recommend_states: std::collections::HashMap::new(),
+            alerts,
+            incidents: Arc::new(Vec::new()),
             settings,
             metrics,
             plan,
@@ -183,6 +227,7 @@ impl Engine {
         while let Some(batch) = rx.recv().await {
             let at = batch.at;
             self.apply(batch);
+            self.evaluate_alerts(at);
             self.publish(at);
         }
         tracing::debug!("engine drained; all sources stopped");
@@ -283,6 +328,7 @@ impl Engine {
                     partitions: Vec::new(),
                     analysis: None,
                     trend: Vec::new(),
+                    recommendation: None,
                 });
             g.partitions.push(i);
             if g.topics.last() != Some(&p.sample.key.topic) {
@@ -301,6 +347,7 @@ impl Engine {
                     partitions: Vec::new(),
                     analysis: None,
                     trend: Vec::new(),
+                    recommendation: None,
                 })
                 .info = Some(info);
         }
@@ -319,7 +366,67 @@ impl Engine {
         // Trends of this source's groups that vanished go with them.
         self.trends
             .retain(|k, _| &k.source != source || groups.contains_key(k));
+        for g in groups.values_mut() {
+            let Some(a) = &g.analysis else { continue };
+            let inputs = recommend::partition_inputs(g, &partitions);
+            let input = recommend::Input {
+                key: &g.key,
+                system: g.system,
+                partitions: &inputs,
+                members: g.info.as_ref().and_then(|i| i.members),
+                group: a,
+            };
+            let state = self.recommend_states.entry(g.key.clone()).or_default();
+            g.recommendation = Some(recommend::recommend(
+                &input,
+                state,
+                at,
+                self.recommend.for_group(&g.key),
+            ));
+        }
+        self.recommend_states
+            .retain(|k, _| &k.source != source || groups.contains_key(k));
         (partitions, groups.into_values().collect(), streams)
+    }
+
+    /// Runs the notification rules over every source's latest groups and queues
+    /// the notifications; never waits for the notifier.
+    fn evaluate_alerts(&mut self, at: Millis) {
+        let Some(alerts) = &mut self.alerts else {
+            return;
+        };
+        let mut observations = Vec::new();
+        let mut polled = Vec::new();
+        for src in self.sources.values().filter(|s| s.up) {
+            polled.push(src.id.clone());
+            for g in src.groups.iter() {
+                let Some(a) = &g.analysis else { continue };
+                let rec = g.recommendation.as_ref();
+                observations.push(Observation {
+                    group: g.key.clone(),
+                    system: g.system,
+                    topics: g.topics.clone(),
+                    lag_messages: a.lag_sum,
+                    lag_seconds: a.time_lag_max.seconds(),
+                    growth_per_second: a.lag_growth,
+                    eta_seconds: a.eta_seconds,
+                    status: a.status,
+                    lost_messages: a.lost_messages,
+                    seconds_until_loss: a.seconds_to_loss,
+                    current_replicas: rec.and_then(|r| r.current),
+                    recommended_replicas: rec.and_then(|r| r.recommended),
+                    recommendation_reason: rec.map(|r| r.message.clone()),
+                });
+            }
+        }
+        for n in alerts.evaluator.evaluate_polled(&observations, &polled, at) {
+            if let Err(e) = alerts.tx.try_send(n) {
+                // The notifier has its own bounded queues; this only fills if it
+                // has stopped. Count it where deliveries are counted: in the log.
+                tracing::error!(error = %e, "notification dropped: the notifier is not accepting");
+            }
+        }
+        self.incidents = Arc::new(alerts.evaluator.open_incidents());
     }
 
     fn publish(&mut self, at: Millis) {
@@ -333,6 +440,7 @@ impl Engine {
             at,
             sources,
             history_keys: self.history.len(),
+            incidents: self.incidents.clone(),
             metrics_text: Bytes::from(metrics_text),
             metrics_gzip: std::sync::OnceLock::new(),
         };

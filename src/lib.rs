@@ -73,8 +73,26 @@ pub async fn run_observed(
     let local = listener.local_addr().map_err(Error::Http)?;
     let ids = source::ids(&config);
     let ring = config.analysis.capacity_for(config.min_poll_interval());
-    let (engine, snapshots) =
-        engine::Engine::new(&ids, config.analysis.clone(), ring, config.metrics_plan());
+    let self_metrics = metrics::SelfMetrics::new(&ids);
+    let (alerts, notifier) = if config.alerts.rules.is_empty() {
+        (None, None)
+    } else {
+        let (evaluator, notifier) = alert::Alerting::new(&config.alerts, self_metrics.registry())
+            .map_err(|e| Error::Task(e.to_string()))?;
+        let (tx, rx) = alert::channel();
+        (Some(engine::Alerts { evaluator, tx }), Some((notifier, rx)))
+    };
+    let (engine, snapshots) = engine::Engine::new(engine::EngineConfig {
+        sources: ids.clone(),
+        analysis: config.analysis.clone(),
+        ring,
+        plan: config.metrics_plan(),
+        recommend: config.recommend.clone(),
+        alerts,
+        metrics: self_metrics,
+    });
+    let stop_notifier = CancellationToken::new();
+    let notifier_task = notifier.map(|(n, rx)| tokio::spawn(n.run(rx, stop_notifier.clone())));
     observe(snapshots.clone());
     let (tx, rx) = mpsc::channel(BATCH_QUEUE);
 
@@ -121,7 +139,15 @@ pub async fn run_observed(
         if let Err(e) = engine_task.await {
             tracing::error!(error = %e, "the engine task failed");
         }
-        tracing::debug!("engine drained; stopping HTTP");
+        // The engine dropped its sender: the notifier flushes what is queued
+        // (bounded by its flush_timeout) and returns.
+        stop_notifier.cancel();
+        if let Some(t) = notifier_task {
+            if let Err(e) = t.await {
+                tracing::error!(error = %e, "the notifier task failed");
+            }
+        }
+        tracing::debug!("notifier flushed; stopping HTTP");
         stop_http.cancel();
         if !http_task.is_finished() {
             let _ = http_task.await;

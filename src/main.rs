@@ -94,8 +94,9 @@ fn main() -> ExitCode {
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| {
-                    rt.block_on(lagwatch::demo::run(opts, lagwatch::shutdown_signal()))
-                        .map_err(anyhow::Error::from)
+                    let r = rt.block_on(lagwatch::demo::run(opts, lagwatch::shutdown_signal()));
+                    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+                    r.map_err(anyhow::Error::from)
                 }) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -149,6 +150,10 @@ fn run(config: Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(lagwatch::run(config, lagwatch::shutdown_signal()))?;
+    let result = rt.block_on(lagwatch::run(config, lagwatch::shutdown_signal()));
+    // A blocking broker call still running must not hold the exit hostage: the
+    // daemon already stopped in order within shutdown_timeout.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result?;
     Ok(())
 }

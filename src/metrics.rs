@@ -131,6 +131,11 @@ impl SelfMetrics {
         }
     }
 
+    /// The registry other owners (the notifier) add their metrics to.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// Counts one poll in one place: its duration, outcome and errors.
     pub fn record_poll(&self, batch: &PollBatch) {
         let l = [batch.source.as_str(), batch.system.as_str()];
@@ -326,6 +331,34 @@ fn render_groups(w: &mut Writer, sources: &[SourceView]) {
                         f64::from(u8::from(st == a.status)),
                     );
                 }
+            }
+        }
+    }
+    w.family("lagwatch_group_replicas_current", "Consumers the group runs now, where known (Kafka: active members; JetStream: bound push subscriber or configured).", "gauge");
+    for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
+        for g in src.groups.iter() {
+            if let Some(c) = g.recommendation.as_ref().and_then(|r| r.current) {
+                w.series(
+                    i,
+                    "lagwatch_group_replicas_current",
+                    &group_labels(src, g),
+                    f64::from(c),
+                );
+            }
+        }
+    }
+    w.family("lagwatch_group_replicas_recommended", "Consumers lagwatch recommends for the group, and why (reason); absent while there is not enough data.", "gauge");
+    for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
+        for g in src.groups.iter() {
+            let Some(r) = &g.recommendation else { continue };
+            if let Some(n) = r.recommended {
+                let [l0, l1, l2, l3] = group_labels(src, g);
+                w.series(
+                    i,
+                    "lagwatch_group_replicas_recommended",
+                    &[l0, l1, l2, l3, ("reason", r.reason.as_str())],
+                    f64::from(n),
+                );
             }
         }
     }

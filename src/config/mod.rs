@@ -90,6 +90,12 @@ pub struct Config {
     /// Windows, history bounds and status thresholds (docs/analysis.md).
     #[serde(default)]
     pub analysis: crate::analysis::Settings,
+    /// Scale-out recommendations (docs/scaling.md).
+    #[serde(default)]
+    pub recommend: crate::recommend::Settings,
+    /// Threshold notifications: rules and receivers (docs/notifications.md).
+    #[serde(default)]
+    pub alerts: crate::alert::AlertConfig,
     pub sources: Vec<SourceConfig>,
 }
 
@@ -547,6 +553,12 @@ impl Config {
         }
         for (path, message) in self.analysis.validate("analysis") {
             push(path, message);
+        }
+        for (path, message) in self.recommend.validate("recommend") {
+            push(path, message);
+        }
+        for p in self.alerts.validate("alerts") {
+            push(p.path, p.message);
         }
         if self.sources.is_empty() {
             push(

@@ -10,6 +10,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use crate::alert::Incident;
 use crate::analysis::{Analysis, GroupAnalysis};
 use crate::engine::{GroupView, PartitionView, Snapshot, SourceView};
 use crate::model::{Millis, Status};
@@ -120,9 +121,31 @@ struct GroupJson {
     seconds_to_loss: Option<f64>,
     /// Lag in messages at recent polls, oldest first: [unix ms, lag].
     trend: Vec<(i64, u64)>,
+    recommendation: Option<RecommendationJson>,
+    /// Open notification incidents of this group.
+    incidents: Vec<IncidentJson>,
 }
 
-fn group_json(src: &SourceView, g: &GroupView) -> GroupJson {
+#[derive(Serialize)]
+struct RecommendationJson {
+    mode: &'static str,
+    current: Option<u32>,
+    recommended: Option<u32>,
+    reason: &'static str,
+    message: String,
+    partitions: Option<u32>,
+    per_replica_capacity: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct IncidentJson {
+    id: String,
+    rule: String,
+    severity: String,
+    since: String,
+}
+
+fn group_json(src: &SourceView, g: &GroupView, incidents: &[Incident]) -> GroupJson {
     let a: Option<&GroupAnalysis> = g.analysis.as_ref();
     GroupJson {
         source: src.id.to_string(),
@@ -148,6 +171,28 @@ fn group_json(src: &SourceView, g: &GroupView) -> GroupJson {
         lost_messages: a.map(|a| a.lost_messages),
         seconds_to_loss: a.and_then(|a| a.seconds_to_loss),
         trend: g.trend.iter().map(|(t, l)| (t.0, *l)).collect(),
+        recommendation: g.recommendation.as_ref().map(|r| RecommendationJson {
+            mode: match r.mode {
+                crate::recommend::Mode::Keda => "keda",
+                crate::recommend::Mode::RateAware => "rate_aware",
+            },
+            current: r.current,
+            recommended: r.recommended,
+            reason: r.reason.as_str(),
+            message: r.message.clone(),
+            partitions: r.partitions,
+            per_replica_capacity: r.per_replica_capacity,
+        }),
+        incidents: incidents
+            .iter()
+            .filter(|i| i.group() == &g.key)
+            .map(|i| IncidentJson {
+                id: i.id.to_string(),
+                rule: i.rule.to_string(),
+                severity: i.severity.as_str().to_string(),
+                since: rfc3339(i.started_at),
+            })
+            .collect(),
     }
 }
 
@@ -265,7 +310,7 @@ pub async fn groups(
     let list: Vec<GroupJson> = rows
         .into_iter()
         .take(limit)
-        .map(|(s, g)| group_json(s, g))
+        .map(|(s, g)| group_json(s, g, &snap.incidents))
         .collect();
     Ok(Json(serde_json::json!({ "at": rfc3339(snap.at), "groups": list })).into_response())
 }
@@ -398,7 +443,7 @@ pub async fn group(
         .collect();
     Ok(Json(serde_json::json!({
         "at": rfc3339(snap.at),
-        "group": group_json(src, g),
+        "group": group_json(src, g, &snap.incidents),
         "partitions": partitions,
     }))
     .into_response())

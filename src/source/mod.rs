@@ -53,7 +53,7 @@ pub fn spawn(
     async move {
         match (kafka, jetstream) {
             (Some(k), _) => {
-                let poller = kafka::KafkaPoller::new(id.clone(), k, timing);
+                let poller = kafka::KafkaPoller::new(id.clone(), k, timing).with_shard(shard);
                 poll_loop(poller, id, System::Kafka, timing, tx, cancel).await
             }
             (_, Some(j)) => {

@@ -451,6 +451,8 @@ pub fn promtool_check_metrics(body: &str) -> String {
         String::new()
     } else {
         text
+    }
+}
 
 /// A real Prometheus Alertmanager on a free port, clustering off, routing every
 /// alert to a receiver that sends nothing. Its API is what lagwatch posts to.

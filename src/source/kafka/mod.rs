@@ -34,7 +34,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use self::admin::{Admin, AdminError, OffsetSpec};
 use self::context::{connectivity_kind, LagwatchContext};
 use self::lag::{GroupReading, Tp};
-use super::filter::NameFilter;
+use super::filter::{NameFilter, Shard};
 use super::Poller;
 use crate::config::{IsolationLevel, KafkaConfig, Timing};
 use crate::model::{
@@ -76,6 +76,7 @@ pub struct KafkaPoller {
     describe_failures: u32,
     polls_since_describe: u32,
     last_trace: Option<PollTrace>,
+    shard: Shard,
 }
 
 impl std::fmt::Debug for KafkaPoller {
@@ -125,7 +126,14 @@ impl KafkaPoller {
             describe_failures: 0,
             polls_since_describe: 0,
             last_trace: None,
+            shard: Shard::ALL,
         }
+    }
+
+    /// Watch only the groups that belong to `shard`.
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     /// The trace of the last poll that got past client creation.
@@ -228,6 +236,7 @@ impl Poller for KafkaPoller {
             request_timeout: self.timing.request_timeout,
             deadline: Instant::now() + super::poll_deadline(self.timing),
             describe,
+            shard: self.shard,
         };
         let outcome = tokio::task::spawn_blocking(move || run(&client, &plan))
             .await
@@ -265,6 +274,7 @@ struct Plan {
     request_timeout: Duration,
     deadline: Instant,
     describe: bool,
+    shard: Shard,
 }
 
 impl Plan {
@@ -372,7 +382,7 @@ fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> {
 
     // 2. Groups: the configured list, or ListGroups (every state, Empty included).
     let mut listed_state: HashMap<String, Option<String>> = HashMap::new();
-    let groups: Vec<String> = if plan.groups.is_empty() {
+    let mut groups: Vec<String> = if plan.groups.is_empty() {
         let started = Instant::now();
         plan.step("ListGroups")?;
         let list = admin
@@ -408,6 +418,8 @@ fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> {
     } else {
         plan.groups.clone()
     };
+    // Several lagwatch processes split the groups between them (shard).
+    groups.retain(|g| plan.shard.owns(plan.source.as_str(), g));
     trace.groups = groups.len();
 
     // 3. Committed offsets of every group, all requests in flight together.
