@@ -224,8 +224,8 @@ fn consumer(
         budget = (budget + rate * speed * last.elapsed().as_secs_f64()).min(rate * speed);
         last = Instant::now();
         if budget < 1.0 {
-            // Keep the group membership alive while throttled.
-            let _ = consumer.poll(Duration::ZERO);
+            // Throttled: no poll, which would hand over (and consume) a message;
+            // the budget refills long before max.poll.interval.ms runs out.
             std::thread::sleep(Duration::from_millis(20));
             continue;
         }

@@ -66,9 +66,15 @@ pub fn analyze(h: &KeyHistory, now: Millis, s: &Settings, t: &Thresholds) -> Ana
 }
 
 /// `lag / (consume - produce)`, only while that is positive and lag > 0.
+/// The drain must beat production by this share of the consume rate to count
+/// as catching up: a caught-up group keeping pace (a commit interval's worth of
+/// lag, slopes equal up to noise) would otherwise get an ETA of days.
+pub const ETA_MIN_DRAIN_SHARE: f64 = 0.02;
+
 pub fn eta(lag: u64, consume: Option<f64>, produce: Option<f64>) -> Option<f64> {
-    let drain = consume? - produce?;
-    (lag > 0 && drain > 0.0).then(|| lag as f64 / drain)
+    let (consume, produce) = (consume?, produce?);
+    let drain = consume - produce;
+    (lag > 0 && drain > 0.0 && drain >= ETA_MIN_DRAIN_SHARE * consume).then(|| lag as f64 / drain)
 }
 
 #[cfg(test)]
@@ -334,6 +340,11 @@ mod tests {
             (4, 0, Some(5.0), Some(3.0), None),
             // case 5: not enough data: None.
             (5, 100, None, Some(3.0), None),
+            // case 6: keeping pace up to noise (a 0.001% difference): not
+            // catching up, no ETA of days.
+            (6, 1, Some(1.236412), Some(1.236404), None),
+            // case 7: 2% faster than production is catching up.
+            (7, 100, Some(100.0), Some(98.0), Some(50.0)),
         ];
         for (case, lag, c, p, want) in cases {
             assert_eq!(eta(lag, c, p), want, "case {case}");

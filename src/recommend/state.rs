@@ -226,12 +226,18 @@ impl Capacity {
     }
 }
 
-/// Every partition is behind: lag > 0, consuming, and a backlog of at least
-/// `min_backlog_secs` at its own consume rate. For JetStream the backlog is the
-/// undelivered messages (num_pending), and a consumer at max_ack_pending is not
-/// saturated by its replicas but by the ack limit.
+/// The group is working flat out: every partition has a backlog of at least
+/// `min_backlog_secs` of work at its own consume rate, and the group consumes.
+/// A partition with lag but no consume rate in the window counts as behind: a
+/// consumer fetches its partitions unevenly (librdkafka reads batches from one
+/// partition at a time), so a partition it has not reached yet waits with a
+/// rate of 0 — that is saturation, not its absence. A partition holding only
+/// the few messages of a commit interval at a high rate is caught up. For
+/// JetStream the backlog is the undelivered messages (num_pending), and a
+/// consumer at max_ack_pending is held back by the ack limit, not its replicas.
 pub fn saturated(parts: &[PartitionInput], min_backlog_secs: f64) -> bool {
-    !parts.is_empty()
+    let mut group_consume = 0.0;
+    let all_behind = !parts.is_empty()
         && parts.iter().all(|p| {
             let backlog = match &p.jetstream {
                 Some(js) => {
@@ -242,11 +248,11 @@ pub fn saturated(parts: &[PartitionInput], min_backlog_secs: f64) -> bool {
                 }
                 None => p.lag,
             };
-            match p.consume_rate {
-                Some(c) if c > 0.0 && backlog > 0 => backlog as f64 >= c * min_backlog_secs,
-                _ => false,
-            }
-        })
+            let rate = p.consume_rate.unwrap_or(0.0).max(0.0);
+            group_consume += rate;
+            backlog > 0 && backlog as f64 >= rate * min_backlog_secs
+        });
+    all_behind && group_consume > 0.0
 }
 
 #[cfg(test)]
