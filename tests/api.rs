@@ -171,3 +171,42 @@ async fn the_api_requires_the_token_when_set_but_metrics_and_health_stay_open() 
         "self-contained: no external scripts or stylesheets"
     );
 }
+
+/// Every key the API returns is documented in docs/openapi.yaml, and every
+/// required key of the document is returned.
+#[tokio::test]
+async fn responses_match_the_openapi_document() {
+    let doc: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml")).unwrap(),
+    )
+    .unwrap();
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let check = |name: &str, obj: &Value| {
+        let s = schema(name);
+        let props = s["properties"].as_mapping().unwrap();
+        for k in obj.as_object().unwrap().keys() {
+            assert!(
+                props.contains_key(serde_yaml::Value::from(k.as_str())),
+                "{name}.{k} is returned but not documented"
+            );
+        }
+        for r in s["required"].as_sequence().unwrap() {
+            assert!(obj.get(r.as_str().unwrap()).is_some(), "{name}.{r:?} is documented as required but missing");
+        }
+    };
+    for path in ["/api/v1/sources", "/api/v1/groups", "/api/v1/groups/{source}/{group}"] {
+        assert!(doc["paths"][path]["get"].is_mapping(), "{path} is not in the OpenAPI document");
+    }
+    let nats = Nats::start();
+    setup(&nats).await;
+    let d = start(&nats, false);
+    let (_, v) = get(&d, "/api/v1/sources", None).await;
+    check("Source", &v["sources"][0]);
+    let (_, v) = get(&d, "/api/v1/groups/js/shipping", None).await;
+    check("Group", &v["group"]);
+    check("Partition", &v["partitions"][0]);
+    check("Recommendation", &v["group"]["recommendation"]);
+    check("TimeLag", &v["group"]["lag_seconds"]);
+    let (_, v) = get(&d, "/api/v1/groups?sort=bogus", None).await;
+    check("Error", &v);
+}
