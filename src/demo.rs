@@ -594,7 +594,8 @@ pub async fn run(
                             if email_was_stopped
                                 && t > story::EMAIL_DOWN_TO
                                 && a.status == Status::Ok
-                                && a.lag_sum < 50
+                                // Caught up: only a commit interval's worth behind.
+                                && a.time_lag_max.seconds().is_some_and(|s| s < 3.0)
                             {
                                 report.email_recovered = true;
                             }
