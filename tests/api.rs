@@ -177,7 +177,8 @@ async fn the_api_requires_the_token_when_set_but_metrics_and_health_stay_open() 
 #[tokio::test]
 async fn responses_match_the_openapi_document() {
     let doc: serde_yaml::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml")).unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml"))
+            .unwrap(),
     )
     .unwrap();
     let schema = |name: &str| doc["components"]["schemas"][name].clone();
@@ -191,11 +192,21 @@ async fn responses_match_the_openapi_document() {
             );
         }
         for r in s["required"].as_sequence().unwrap() {
-            assert!(obj.get(r.as_str().unwrap()).is_some(), "{name}.{r:?} is documented as required but missing");
+            assert!(
+                obj.get(r.as_str().unwrap()).is_some(),
+                "{name}.{r:?} is documented as required but missing"
+            );
         }
     };
-    for path in ["/api/v1/sources", "/api/v1/groups", "/api/v1/groups/{source}/{group}"] {
-        assert!(doc["paths"][path]["get"].is_mapping(), "{path} is not in the OpenAPI document");
+    for path in [
+        "/api/v1/sources",
+        "/api/v1/groups",
+        "/api/v1/groups/{source}/{group}",
+    ] {
+        assert!(
+            doc["paths"][path]["get"].is_mapping(),
+            "{path} is not in the OpenAPI document"
+        );
     }
     let nats = Nats::start();
     setup(&nats).await;

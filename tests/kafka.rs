@@ -374,6 +374,8 @@ fn the_daemon_exports_exact_lag_and_survives_the_broker_being_killed() {
 http:
   listen: 127.0.0.1:0
 shutdown_timeout: 5s
+metrics:
+  granularity: partition
 sources:
   - name: tansu
     kafka:
@@ -383,7 +385,7 @@ sources:
 "#
     ));
     let lag = format!(
-        r#"lagwatch_lag_messages{{source="tansu",system="kafka",group="{group}",topic="{topic}",partition="0"}}"#
+        r#"lagwatch_partition_lag_messages{{source="tansu",system="kafka",group="{group}",topic="{topic}",partition="0"}}"#
     );
     let up = r#"lagwatch_source_up{source="tansu",system="kafka"}"#;
     daemon.wait_metric(&lag, "5", Duration::from_secs(15));
