@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, idempotently, every real component lagwatch's tests start:
 # tansu (Kafka-protocol broker), nats-server, prometheus + promtool,
-# prometheus-alertmanager, and the build's C dependencies.
+# prometheus-alertmanager, wrk, and the build's C dependencies.
 # Runs as root on Debian 12; skips whatever is already present.
 set -euo pipefail
 
@@ -22,6 +22,8 @@ have curl || need_apt+=(curl)
 have kubectl || need_apt+=(kubernetes-client)
 have chromium || need_apt+=(chromium fonts-dejavu-core)
 have pip3 || need_apt+=(python3-pip)
+# wrk: HTTP load for benches/metrics_serve.rs (scrape latency under concurrency).
+have wrk || need_apt+=(wrk)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
@@ -52,7 +54,7 @@ else
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --quiet
 fi
 
-for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate chromium; do
+for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate chromium wrk; do
   have "$tool" || { log "ERROR: $tool still missing after install"; exit 1; }
 done
 log "ready: $(tansu --version 2>&1 | head -n1); nats-server $(nats-server --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1)"

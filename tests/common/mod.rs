@@ -520,3 +520,136 @@ impl Alertmanager {
         self.proc.running()
     }
 }
+
+/// A real Prometheus server on a free port, scraping the given targets (job
+/// `lagwatch`, so `up{job="lagwatch"}` means what the alert rules expect), with
+/// optional rule files loaded and evaluated at the scrape interval.
+pub struct Prometheus {
+    pub port: u16,
+    proc: Managed,
+    dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    /// Starts Prometheus scraping `scrape_targets` (`host:port`, path /metrics)
+    /// every `scrape_interval`, and waits for /-/ready.
+    pub fn start(scrape_targets: &[&str], scrape_interval: Duration) -> Prometheus {
+        Self::start_with_rules(scrape_targets, scrape_interval, &[])
+    }
+
+    /// As [`Prometheus::start`], also loading `rule_files` (evaluated every
+    /// `scrape_interval`; see [`Prometheus::rules`]).
+    pub fn start_with_rules(
+        scrape_targets: &[&str],
+        scrape_interval: Duration,
+        rule_files: &[&Path],
+    ) -> Prometheus {
+        let bin = require_binary("prometheus");
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let interval = format!("{}ms", scrape_interval.as_millis().max(1));
+        let targets: Vec<String> = scrape_targets.iter().map(|t| format!("\"{t}\"")).collect();
+        let rules: Vec<String> = rule_files
+            .iter()
+            .map(|p| format!("  - \"{}\"\n", p.display()))
+            .collect();
+        let config = format!(
+            "global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n  evaluation_interval: {interval}\n\
+             rule_files:\n{}\
+             scrape_configs:\n  - job_name: lagwatch\n    static_configs:\n      - targets: [{}]\n",
+            if rules.is_empty() { "  []\n".to_string() } else { rules.concat() },
+            targets.join(", ")
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).expect("write prometheus config");
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).expect("log file");
+        let proc = Managed::spawn(
+            Command::new(bin)
+                .arg(format!("--config.file={}", config_path.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.path().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log),
+            "prometheus",
+        );
+        let mut p = Prometheus { port, proc, dir };
+        let addr = p.addr();
+        let start = Instant::now();
+        while !matches!(http_get(&addr, "/-/ready"), Ok((200, _))) {
+            assert!(
+                p.proc.running() && start.elapsed() < Duration::from_secs(30),
+                "prometheus did not become ready; its log:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        p
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// GET `path` on the HTTP API: (status, parsed JSON body).
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, body) =
+            http_get(&self.addr(), path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let json = serde_json::from_str(&body).unwrap_or_else(|e| {
+            panic!("prometheus answered {status} with a body that is not JSON ({e}): {body}")
+        });
+        (status, json)
+    }
+
+    /// An instant query (`/api/v1/query`): the whole answer
+    /// (`{"status": ..., "data": {"resultType": ..., "result": [...]}}` or
+    /// `{"status": "error", "errorType": ..., "error": ...}`) and the HTTP status.
+    pub fn query_status(&self, expr: &str) -> (u16, serde_json::Value) {
+        self.get(&format!("/api/v1/query?query={}", url_encode(expr)))
+    }
+
+    /// An instant query that must succeed (HTTP 200, status success): its answer.
+    pub fn query(&self, expr: &str) -> serde_json::Value {
+        let (status, v) = self.query_status(expr);
+        assert!(
+            status == 200 && v["status"] == "success",
+            "query {expr} failed ({status}): {v}"
+        );
+        v
+    }
+
+    /// The result vector of an instant query (empty: no data).
+    pub fn query_result(&self, expr: &str) -> Vec<serde_json::Value> {
+        self.query(expr)["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `/api/v1/rules`: every rule group with each rule's health and last error.
+    pub fn rules(&self) -> serde_json::Value {
+        let (status, v) = self.get("/api/v1/rules");
+        assert_eq!(status, 200, "{v}");
+        v
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+}
+
+/// Percent-encodes a query-string value (RFC 3986 unreserved characters kept).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b));
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
