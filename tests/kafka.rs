@@ -502,3 +502,42 @@ fn a_mock_broker_going_down_fails_the_poll_and_coming_back_recovers_it() {
     };
     assert_eq!(lags(&data, &group), [(t0, (Some(1), 4, 3))].into());
 }
+
+/// TLS and every SASL mechanism librdkafka users configure are built in: a
+/// client with those properties is created and fails only where the network
+/// does (nothing listens), and the password never shows in the error.
+#[test]
+fn tls_and_sasl_properties_build_a_client_and_keep_the_password_out_of_errors() {
+    let port = common::free_port();
+    for (protocol, mechanism) in [
+        ("SSL", None),
+        ("SASL_SSL", Some("PLAIN")),
+        ("SASL_SSL", Some("SCRAM-SHA-512")),
+        ("SASL_PLAINTEXT", Some("SCRAM-SHA-256")),
+        ("SASL_SSL", Some("OAUTHBEARER")),
+        ("SASL_PLAINTEXT", Some("GSSAPI")),
+    ] {
+        let mut props = format!(
+            "      bootstrap_servers: [\"127.0.0.1:{port}\"]\n      request_timeout: 1s\n      properties:\n        security.protocol: {protocol}\n"
+        );
+        if let Some(m) = mechanism {
+            props.push_str(&format!("        sasl.mechanism: {m}\n"));
+            match m {
+                "GSSAPI" => props.push_str("        sasl.kerberos.service.name: kafka\n        sasl.kerberos.kinit.cmd: \"true\"\n"),
+                "OAUTHBEARER" => props.push_str("        sasl.oauthbearer.config: \"principal=lagwatch\"\n        enable.sasl.oauthbearer.unsecure.jwt: \"true\"\n"),
+                _ => props.push_str("        sasl.username: lagwatch\n        sasl.password: hunter2-secret\n"),
+            }
+        }
+        let mut p = poller(&props);
+        let err = poll(&mut p).expect_err("nothing listens there");
+        assert!(
+            matches!(err.kind, ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Metadata),
+            "{protocol}/{mechanism:?}: the client was built and failed on the network, not on its config: {err:?}"
+        );
+        assert!(!err.message.contains("hunter2-secret"), "{err:?}");
+        assert!(
+            !err.message.contains("not supported"),
+            "{protocol}/{mechanism:?}: {err:?}"
+        );
+    }
+}
