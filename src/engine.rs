@@ -47,6 +47,22 @@ pub struct GroupView {
     pub recommendation: Option<Recommendation>,
 }
 
+impl GroupView {
+    /// A group seen this poll, before its partitions and analysis are added.
+    fn empty(key: GroupKey, system: System) -> Self {
+        GroupView {
+            key,
+            system,
+            info: None,
+            topics: Vec::new(),
+            partitions: Vec::new(),
+            analysis: None,
+            trend: Vec::new(),
+            recommendation: None,
+        }
+    }
+}
+
 /// Points kept per group for the trend sparkline (an hour at a 1 m poll).
 pub const TREND_POINTS: usize = 60;
 
@@ -320,16 +336,7 @@ impl Engine {
         for (i, p) in partitions.iter().enumerate() {
             let g = groups
                 .entry(p.sample.key.group.clone())
-                .or_insert_with(|| GroupView {
-                    key: p.sample.key.group.clone(),
-                    system,
-                    info: None,
-                    topics: Vec::new(),
-                    partitions: Vec::new(),
-                    analysis: None,
-                    trend: Vec::new(),
-                    recommendation: None,
-                });
+                .or_insert_with(|| GroupView::empty(p.sample.key.group.clone(), system));
             g.partitions.push(i);
             if g.topics.last() != Some(&p.sample.key.topic) {
                 g.topics.push(p.sample.key.topic.clone());
@@ -339,16 +346,7 @@ impl Engine {
             let key = info.key.clone();
             groups
                 .entry(key.clone())
-                .or_insert_with(|| GroupView {
-                    key,
-                    system,
-                    info: None,
-                    topics: Vec::new(),
-                    partitions: Vec::new(),
-                    analysis: None,
-                    trend: Vec::new(),
-                    recommendation: None,
-                })
+                .or_insert_with(|| GroupView::empty(key, system))
                 .info = Some(info);
         }
         for g in groups.values_mut() {

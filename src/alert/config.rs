@@ -685,15 +685,8 @@ fn check_name(push: &mut impl FnMut(String, String), path: String, name: &str, w
 }
 
 fn check_regex(push: &mut impl FnMut(String, String), path: String, pat: &str) {
-    if let Err(e) = regex::Regex::new(pat) {
-        let last = e
-            .to_string()
-            .lines()
-            .last()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        push(path, format!("invalid regex `{pat}`: {last}"));
+    if let Some(message) = crate::config::regex_problem(pat) {
+        push(path, message);
     }
 }
 

@@ -291,23 +291,8 @@ impl Settings {
         );
         for (i, g) in self.groups.iter().enumerate() {
             let gat = at(&format!("groups[{i}]"));
-            if g.pattern.is_empty() {
-                out.push((
-                    format!("{gat}.pattern"),
-                    "must not be empty; use `.*` to match every group".into(),
-                ));
-            } else if let Err(e) = Regex::new(&g.pattern) {
-                let last = e
-                    .to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                out.push((
-                    format!("{gat}.pattern"),
-                    format!("invalid regex `{}`: {last}", g.pattern),
-                ));
+            if let Some(message) = crate::config::group_pattern_problem(&g.pattern) {
+                out.push((format!("{gat}.pattern"), message));
             }
             check_thresholds(&mut out, &gat, self.window, g.error_time_lag, g.stop_after);
         }

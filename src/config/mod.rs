@@ -772,14 +772,34 @@ fn check_timeout(push: &mut impl FnMut(String, String), path: String, v: Seconds
 fn check_filter(push: &mut impl FnMut(String, String), at: &str, f: &Filter) {
     for (list, pats) in [("allow", &f.allow), ("deny", &f.deny)] {
         for (i, p) in pats.iter().enumerate() {
-            if let Err(e) = regex::Regex::new(p) {
-                let first = e.to_string().lines().last().unwrap_or("").to_string();
-                push(
-                    format!("{at}.{list}[{i}]"),
-                    format!("invalid regex `{p}`: {}", first.trim()),
-                );
+            if let Some(message) = regex_problem(p) {
+                push(format!("{at}.{list}[{i}]"), message);
             }
         }
+    }
+}
+
+/// What is wrong with a regex, in one line (the parser's last line names the
+/// problem), or None when it compiles. Every section of the config uses it.
+pub fn regex_problem(pattern: &str) -> Option<String> {
+    regex::Regex::new(pattern).err().map(|e| {
+        let detail = e
+            .to_string()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        format!("invalid regex `{pattern}`: {detail}")
+    })
+}
+
+/// As [`regex_problem`], for a per-group `pattern` that must not be empty.
+pub fn group_pattern_problem(pattern: &str) -> Option<String> {
+    if pattern.is_empty() {
+        Some("must not be empty; use `.*` to match every group".into())
+    } else {
+        regex_problem(pattern)
     }
 }
 

@@ -323,23 +323,8 @@ impl Settings {
         let mut out: Vec<(String, String)> = top.iter().map(|(k, m)| (at(k), m.clone())).collect();
         for (i, g) in self.groups.iter().enumerate() {
             let gat = at(&format!("groups[{i}]"));
-            if g.pattern.is_empty() {
-                out.push((
-                    format!("{gat}.pattern"),
-                    "must not be empty; use `.*` to match every group".into(),
-                ));
-            } else if let Err(e) = Regex::new(&g.pattern) {
-                let last = e
-                    .to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
-                out.push((
-                    format!("{gat}.pattern"),
-                    format!("invalid regex `{}`: {last}", g.pattern),
-                ));
+            if let Some(message) = crate::config::group_pattern_problem(&g.pattern) {
+                out.push((format!("{gat}.pattern"), message));
             }
             for p in g.apply(&global).problems() {
                 if !top.contains(&p) {
