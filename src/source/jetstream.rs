@@ -542,6 +542,17 @@ impl ConsumerInfo {
     /// uses: undelivered plus delivered-but-unacknowledged.
     fn sample(&self, key: GroupKey, stream: &StreamInfo) -> Sample {
         let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let head = to_i64(stream.state.last_seq).saturating_add(1);
+        // An empty stream stores nothing, so its first stored sequence is the
+        // next one written. nats-server says first_seq 0 for a stream that never
+        // held a message: taken as is, low 0 < head 1 reads as one stored
+        // message, and the first publish (low 1 >= the previous head 1) as a
+        // purge that restarts the history (time lag unknown for a window).
+        let low = if stream.state.messages == 0 {
+            head
+        } else {
+            to_i64(stream.state.first_seq)
+        };
         Sample {
             key: crate::model::ConsumerKey {
                 group: key,
@@ -549,8 +560,8 @@ impl ConsumerInfo {
                 partition: None,
             },
             committed: Some(to_i64(self.ack_floor.stream_seq).saturating_add(1)),
-            head: to_i64(stream.state.last_seq).saturating_add(1),
-            low: Some(to_i64(stream.state.first_seq)),
+            head,
+            low: Some(low),
             lag: self.num_pending.saturating_add(self.num_ack_pending),
             jetstream: Some(JetstreamParts {
                 num_pending: self.num_pending,
@@ -586,6 +597,39 @@ mod tests {
         assert_eq!(c.num_ack_pending, 3);
         assert_eq!(c.delivered.stream_seq, 0);
         assert!(!c.is_push());
+    }
+
+    #[test]
+    fn an_empty_stream_stores_nothing_so_low_is_head() {
+        let consumer: ConsumerInfo =
+            serde_json::from_value(serde_json::json!({"name": "c"})).unwrap();
+        let key = GroupKey {
+            source: SourceId::new("s"),
+            scope: Some(Arc::from("st")),
+            group: Arc::from("c"),
+        };
+        let stream = |messages: u64, first_seq: u64, last_seq: u64| StreamInfo {
+            state: StreamStateWire {
+                messages,
+                first_seq,
+                last_seq,
+                ..StreamStateWire::default()
+            },
+            ..StreamInfo::default()
+        };
+        // (case, messages, first_seq, last_seq, head, low)
+        let cases = [
+            // case 1: never held a message: the server says first_seq 0.
+            (1, 0, 0, 0, 1, 1),
+            // case 2: purged after 9 messages: first_seq is already last + 1.
+            (2, 0, 10, 9, 10, 10),
+            // case 3: holds 3..=9.
+            (3, 7, 3, 9, 10, 3),
+        ];
+        for (case, messages, first, last, head, low) in cases {
+            let s = consumer.sample(key.clone(), &stream(messages, first, last));
+            assert_eq!((s.head, s.low), (head, Some(low)), "case {case}");
+        }
     }
 
     #[test]
