@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use regex::Regex;
 use serde::Deserialize;
 
 use crate::config::Seconds;
-use crate::model::GroupKey;
 
 /// The `analysis:` section. Every default is a named function below.
 #[derive(Clone, Debug, Deserialize)]
@@ -143,26 +141,12 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Settings::default().resolver().default
+        *Settings::default().resolver().default_value()
     }
 }
 
-/// Compiled per-group patterns; built once per settings, asked once per group.
-#[derive(Clone, Debug)]
-pub struct ThresholdResolver {
-    default: Thresholds,
-    groups: Vec<(Regex, Thresholds)>,
-}
-
-impl ThresholdResolver {
-    /// The thresholds for `group`: the first matching pattern's, else the global.
-    pub fn for_group(&self, group: &GroupKey) -> &Thresholds {
-        self.groups
-            .iter()
-            .find(|(re, _)| re.is_match(&group.group))
-            .map_or(&self.default, |(_, t)| t)
-    }
-}
+/// The thresholds of each group (first matching pattern, else the global).
+pub type ThresholdResolver = crate::config::PerGroup<Thresholds>;
 
 fn millis(d: Seconds) -> i64 {
     i64::try_from(d.get().as_millis()).unwrap_or(i64::MAX)
@@ -203,13 +187,12 @@ impl Settings {
             error_time_lag_secs: t.error_time_lag.map(|d| d.get().as_secs_f64()),
             stop_after_ms: millis(t.stop_after),
         };
-        let groups = self
+        let groups: Vec<(String, Thresholds)> = self
             .groups
             .iter()
-            .filter_map(|g| {
-                let re = Regex::new(&g.pattern).ok()?;
-                Some((
-                    re,
+            .map(|g| {
+                (
+                    g.pattern.clone(),
                     Thresholds {
                         allowed_lag: g.allowed_lag.unwrap_or(default.allowed_lag),
                         error_lag: g.error_lag.or(default.error_lag),
@@ -219,10 +202,10 @@ impl Settings {
                             .or(default.error_time_lag_secs),
                         stop_after_ms: g.stop_after.map_or(default.stop_after_ms, millis),
                     },
-                ))
+                )
             })
             .collect();
-        ThresholdResolver { default, groups }
+        ThresholdResolver::new(default, groups)
     }
 
     /// Every problem, each with its dotted path under `path` (e.g. `analysis`).
@@ -332,7 +315,7 @@ fn check_thresholds(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SourceId;
+    use crate::model::{GroupKey, SourceId};
     use std::sync::Arc;
 
     fn group(name: &str) -> GroupKey {

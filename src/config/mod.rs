@@ -779,6 +779,39 @@ fn check_filter(push: &mut impl FnMut(String, String), at: &str, f: &Filter) {
     }
 }
 
+/// Settings that differ per group: the first entry whose pattern matches the
+/// group name (Kafka group id, JetStream consumer) wins, else the default. Used
+/// by the analysis thresholds and the recommendation settings alike.
+#[derive(Clone, Debug)]
+pub struct PerGroup<T> {
+    default: T,
+    groups: Vec<(regex::Regex, T)>,
+}
+
+impl<T> PerGroup<T> {
+    /// Compiles the patterns. One that does not compile is skipped: validate()
+    /// has reported it (with [`group_pattern_problem`]) before this runs.
+    pub fn new(default: T, groups: impl IntoIterator<Item = (String, T)>) -> Self {
+        let groups = groups
+            .into_iter()
+            .filter_map(|(pattern, t)| Some((regex::Regex::new(&pattern).ok()?, t)))
+            .collect();
+        PerGroup { default, groups }
+    }
+
+    /// The value for groups no pattern matches.
+    pub fn default_value(&self) -> &T {
+        &self.default
+    }
+
+    pub fn for_group(&self, group: &crate::model::GroupKey) -> &T {
+        self.groups
+            .iter()
+            .find(|(re, _)| re.is_match(&group.group))
+            .map_or(&self.default, |(_, t)| t)
+    }
+}
+
 /// What is wrong with a regex, in one line (the parser's last line names the
 /// problem), or None when it compiles. Every section of the config uses it.
 pub fn regex_problem(pattern: &str) -> Option<String> {

@@ -2,12 +2,10 @@
 //! hysteresis, capacity learning and KEDA options, with per-group overrides by
 //! regex on the group name (first match wins, unset keys inherit).
 
-use regex::Regex;
 use serde::Deserialize;
 
 use super::keda::{KedaOptions, OffsetResetPolicy};
 use crate::config::Seconds;
-use crate::model::GroupKey;
 
 /// How the recommendation is computed.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -300,12 +298,12 @@ impl Settings {
     /// skipped here; [`Settings::validate`] reports it first.
     pub fn resolver(&self) -> Resolver {
         let default = self.global();
-        let groups = self
+        let groups: Vec<(String, Resolved)> = self
             .groups
             .iter()
-            .filter_map(|g| Some((Regex::new(&g.pattern).ok()?, g.apply(&default))))
+            .map(|g| (g.pattern.clone(), g.apply(&default)))
             .collect();
-        Resolver { default, groups }
+        Resolver::new(default, groups)
     }
 
     /// Every problem, each with its dotted path under `path` (e.g. `recommend`).
@@ -382,27 +380,13 @@ impl GroupSettings {
     }
 }
 
-/// Compiled per-group patterns; built once per settings, asked once per group.
-#[derive(Clone, Debug)]
-pub struct Resolver {
-    default: Resolved,
-    groups: Vec<(Regex, Resolved)>,
-}
-
-impl Resolver {
-    /// The settings for `group`: the first matching pattern's, else the section's.
-    pub fn for_group(&self, group: &GroupKey) -> &Resolved {
-        self.groups
-            .iter()
-            .find(|(re, _)| re.is_match(&group.group))
-            .map_or(&self.default, |(_, r)| r)
-    }
-}
+/// The settings of each group (first matching pattern, else the section's).
+pub type Resolver = crate::config::PerGroup<Resolved>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::SourceId;
+    use crate::model::{GroupKey, SourceId};
     use std::sync::Arc;
 
     fn group(name: &str) -> GroupKey {
