@@ -337,7 +337,7 @@ impl IsolationLevel {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// host:port list, as librdkafka's `bootstrap.servers`.
@@ -356,6 +356,52 @@ pub struct KafkaConfig {
     /// librdkafka client properties passed through (security.protocol, sasl.*, ssl.*).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+}
+
+/// librdkafka property-name fragments whose values are secrets: never printed,
+/// and scrubbed from every error message.
+pub const SECRET_PROPERTY_FRAGMENTS: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "jaas",
+    "oauthbearer.config",
+    ".pem",
+    "keytab",
+];
+
+/// Whether a librdkafka property holds a secret.
+pub fn is_secret_property(key: &str) -> bool {
+    SECRET_PROPERTY_FRAGMENTS.iter().any(|f| key.contains(f))
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let props: BTreeMap<&str, &str> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret_property(k) {
+                        "***"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("poll_interval", &self.poll_interval)
+            .field("request_timeout", &self.request_timeout)
+            .field("isolation_level", &self.isolation_level)
+            .field("groups", &self.groups)
+            .field("group_filter", &self.group_filter)
+            .field("topic_filter", &self.topic_filter)
+            .field("properties", &props)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -142,3 +142,17 @@ fn line_map_finds_nested_paths() {
     assert_eq!(m.line_of("sources[0].kafka.groups[1]"), Some(8));
     assert_eq!(m.line_of("sources[0].kafka.nothing"), Some(5));
 }
+
+#[test]
+fn kafka_config_debug_output_hides_secret_properties() {
+    let c = parse("sources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n      properties:\n        sasl.password: \"${KAFKA_PASSWORD}\"\n        ssl.key.password: literal-secret\n        sasl.username: alice\n").unwrap();
+    let s = format!("{c:?}");
+    assert!(
+        !s.contains("s3cret-pw") && !s.contains("literal-secret"),
+        "{s}"
+    );
+    assert!(
+        s.contains("alice"),
+        "non-secret properties stay readable: {s}"
+    );
+}

@@ -54,16 +54,7 @@ const DESCRIBE_BACKOFF_CAP: u32 = 5;
 /// (one blocking round trip each).
 const CLASSIC_DESCRIBE_MAX: usize = 20;
 
-/// Property-name fragments whose values are secrets: scrubbed from every message.
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "secret",
-    "token",
-    "jaas",
-    "oauthbearer.config",
-    ".pem",
-    "keytab",
-];
+use crate::config::SECRET_PROPERTY_FRAGMENTS as SECRET_KEYS;
 
 /// Polls one Kafka cluster.
 pub struct KafkaPoller {
