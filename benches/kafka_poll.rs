@@ -8,7 +8,8 @@
 //!   /metrics scrape time and size.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-kafka cargo bench --bench kafka_poll`
-//! (env KAFKA_BENCH_TOPICS, _PARTITIONS, _GROUPS, _POLLS override the sizes).
+//! (env KAFKA_BENCH_TOPICS, _PARTITIONS, _GROUPS, _POLLS override the sizes;
+//! KAFKA_BENCH_DAEMON_POLL the daemon's poll interval, default 30s).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -239,8 +240,11 @@ fn main() {
     drop(poller);
 
     // The daemon: CPU per poll, RSS, scrape.
+    // The daemon polls at the default 30 s unless told otherwise: its history ring
+    // (and so its memory) is sized from the poll interval.
+    let daemon_poll = std::env::var("KAFKA_BENCH_DAEMON_POLL").unwrap_or_else(|_| "30s".into());
     let daemon = common::Daemon::start(&format!(
-        "http:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      poll_interval: 5s\n      request_timeout: 30s\n"
+        "http:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      poll_interval: {daemon_poll}\n      request_timeout: 30s\n"
     ));
     let pid = daemon.pid().expect("pid").to_string();
     let polls_series = r#"lagwatch_polls_total{source="bench",system="kafka"}"#;
@@ -254,7 +258,7 @@ fn main() {
     });
     let n0 = polls_done(&daemon);
     let c0 = cpu(&pid);
-    common::wait_until("three more daemon polls", Duration::from_secs(120), || {
+    common::wait_until("three more daemon polls", Duration::from_secs(300), || {
         polls_done(&daemon) >= n0 + 3
     });
     let n1 = polls_done(&daemon);
