@@ -143,8 +143,24 @@ fn the_status_page_shows_every_group_in_headless_chromium() {
     let shot = artifacts.join("status-page.png");
     let _ = std::fs::remove_file(&shot);
     let png = browse(&[&format!("--screenshot={}", shot.display())]);
-    let _ = child.kill();
-    let _ = child.wait();
+    // SIGTERM, as Ctrl-C would: the demo stops its nats-server on the way out
+    // (SIGKILL would orphan it).
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stopped_cleanly = child.try_wait().unwrap().is_some();
+    if !stopped_cleanly {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(
+        stopped_cleanly,
+        "the demo did not stop within 20 s of SIGTERM"
+    );
     for group in [
         "inventory-service",
         "payment-service",
