@@ -671,16 +671,10 @@ fn check_nonzero(push: &mut impl FnMut(String, String), path: String, v: Seconds
 }
 
 fn check_name(push: &mut impl FnMut(String, String), path: String, name: &str, what: &str) {
-    if name.is_empty() {
-        push(path, "must not be empty".into());
-    } else if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        push(
-            path,
-            format!("{what} name `{name}` may contain only letters, digits, `-`, `_` and `.`"),
-        );
+    match crate::config::name_problem(name) {
+        Some(m) if name.is_empty() => push(path, m),
+        Some(m) => push(path, format!("{what} name {m}")),
+        None => {}
     }
 }
 

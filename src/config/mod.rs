@@ -615,20 +615,8 @@ impl Config {
         let mut seen = HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
             let at = format!("sources[{i}]");
-            if s.name.is_empty() {
-                push(format!("{at}.name"), "must not be empty".into());
-            } else if !s
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            {
-                push(
-                    format!("{at}.name"),
-                    format!(
-                        "`{}` may contain only letters, digits, `-`, `_` and `.`",
-                        s.name
-                    ),
-                );
+            if let Some(message) = name_problem(&s.name) {
+                push(format!("{at}.name"), message);
             } else if !seen.insert(s.name.as_str()) {
                 push(
                     format!("{at}.name"),
@@ -855,6 +843,23 @@ impl<T> PerGroup<T> {
             .iter()
             .find(|(re, _)| re.is_match(&group.group))
             .map_or(&self.default, |(_, t)| t)
+    }
+}
+
+/// What is wrong with a name that becomes a label value or an identifier
+/// (sources, receivers, rules), or None when it is fine.
+pub fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("must not be empty".into())
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        Some(format!(
+            "`{name}` may contain only letters, digits, `-`, `_` and `.`"
+        ))
+    } else {
+        None
     }
 }
 
