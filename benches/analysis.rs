@@ -138,8 +138,9 @@ fn main() {
     times.sort();
     let median = times[times.len() / 2];
 
-    let point = size_of::<Point>();
-    let computed = point * capacity + size_of::<KeyHistory>() + size_of::<ConsumerKey>();
+    let ring_bytes: usize = history.iter().map(|(_, h)| h.heap_bytes()).sum();
+    let ring_per_key = ring_bytes / KEYS.max(1);
+    let computed = ring_per_key + size_of::<KeyHistory>() + size_of::<ConsumerKey>();
     println!("keys: {KEYS} ({GROUPS} groups x {PARTITIONS} partitions), ring capacity {capacity} (10m window at a 30s poll)");
     println!(
         "one poll (record + analyze + rollup), median of {TIMED_POLLS}: {:.1} ms (min {:.1}, max {:.1})",
@@ -152,7 +153,9 @@ fn main() {
         median.as_secs_f64() * 1e6 / KEYS as f64
     );
     println!(
-        "memory per key, computed: Point {point} B x {capacity} + KeyHistory {} B + ConsumerKey {} B = {computed} B (before hash-table slack)",
+        "memory per key, computed: ring {ring_per_key} B ({:.1} B per point; a decoded Point is {} B) + KeyHistory {} B + ConsumerKey {} B = {computed} B (before hash-table slack)",
+        ring_per_key as f64 / capacity as f64,
+        size_of::<Point>(),
         size_of::<KeyHistory>(),
         size_of::<ConsumerKey>(),
     );

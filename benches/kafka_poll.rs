@@ -7,9 +7,12 @@
 //! - the lagwatch binary on the same cluster: CPU per poll, resident memory,
 //!   /metrics scrape time and size.
 //!
-//! Run: `CARGO_TARGET_DIR=/work/target-kafka cargo bench --bench kafka_poll`
+//! Run: `cargo bench --bench kafka_poll`
 //! (env KAFKA_BENCH_TOPICS, _PARTITIONS, _GROUPS, _POLLS override the sizes;
-//! KAFKA_BENCH_DAEMON_POLL the daemon's poll interval, default 30s).
+//! KAFKA_BENCH_DAEMON_POLL the daemon's poll interval, default 30s;
+//! KAFKA_BENCH_BOOTSTRAP=host:port measures an existing cluster instead of a
+//! fresh tansu, creating the fixtures only where they are missing, so a rerun
+//! skips the ~60 s of setup).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -87,8 +90,12 @@ fn main() {
     let partitions = env("KAFKA_BENCH_PARTITIONS", 50);
     let groups = env("KAFKA_BENCH_GROUPS", 1000);
     let polls = env("KAFKA_BENCH_POLLS", 5).max(1);
-    let tansu = common::Tansu::start();
-    let b = tansu.bootstrap();
+    let existing = std::env::var("KAFKA_BENCH_BOOTSTRAP").ok();
+    let tansu = existing.is_none().then(common::Tansu::start);
+    let b = existing
+        .clone()
+        .or_else(|| tansu.as_ref().map(common::Tansu::bootstrap))
+        .unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -102,7 +109,21 @@ fn main() {
         .set("bootstrap.servers", &b)
         .create()
         .expect("admin");
-    for chunk in names.chunks(50) {
+    let present = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))
+        .expect("metadata");
+    let ready = names.iter().all(|n| {
+        present
+            .topics()
+            .iter()
+            .any(|t| t.name() == n && t.partitions().len() == partitions)
+    });
+    drop(present);
+    if ready {
+        eprintln!("fixtures: {topics} topics x {partitions} partitions already on {b}; reusing them and their groups");
+    }
+    for chunk in names.chunks(50).filter(|_| !ready) {
         let new: Vec<NewTopic> = chunk
             .iter()
             .map(|n| NewTopic::new(n, partitions as i32, TopicReplication::Fixed(1)))
@@ -120,7 +141,7 @@ fn main() {
         .set("queue.buffering.max.messages", "1000000")
         .create()
         .expect("producer");
-    for name in &names {
+    for name in names.iter().filter(|_| !ready) {
         for p in 0..partitions as i32 {
             for _ in 0..2 {
                 loop {
@@ -143,7 +164,7 @@ fn main() {
         for w in 0..4 {
             let (b, names) = (&b, &names);
             s.spawn(move || {
-                for g in (w..groups).step_by(4) {
+                for g in (w..groups).step_by(4).filter(|_| !ready) {
                     let c: BaseConsumer = ClientConfig::new()
                         .set("bootstrap.servers", b)
                         .set("group.id", format!("bench-group-{g:04}"))
@@ -161,14 +182,15 @@ fn main() {
         }
     });
     eprintln!(
-        "fixtures: {topics} topics x {partitions} partitions in {:.1?}, {groups} groups committed in {:.1?}",
+        "fixtures: {topics} topics x {partitions} partitions {} in {:.1?}, {groups} groups committed in {:.1?}",
+        if ready { "found" } else { "created" },
         fixtures_topics,
         t1.elapsed()
     );
 
     // In process: the poller alone.
     let yaml = format!(
-        "request_timeout: 30s\npoll_interval: 30s\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      properties:\n        statistics.interval.ms: \"100\"\n"
+        "request_timeout: 30s\npoll_interval: 30s\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      properties:\n        statistics.interval.ms: \"1000\"\n"
     );
     let config = Config::from_yaml("bench.yaml", &yaml, &|_| None).expect("config");
     let source = &config.sources[0];
@@ -178,23 +200,29 @@ fn main() {
         config.timing(source),
     );
     let me = std::process::id().to_string();
-    let broker = tansu.pid().expect("tansu pid").to_string();
+    // The broker's CPU is read only when this run started it.
+    let broker = tansu
+        .as_ref()
+        .and_then(common::Tansu::pid)
+        .map(|p| p.to_string());
+    let broker_cpu = |pid: &Option<String>| pid.as_deref().map(cpu).unwrap_or_default();
     let (rss_before, _) = rss(&me);
     println!("| poll | wall | broker wait per phase | lagwatch CPU | tansu CPU | samples | groups | requests sent |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut walls = Vec::new();
     let mut cpus = Vec::new();
     for i in 0..=polls {
-        std::thread::sleep(Duration::from_millis(250));
+        // Statistics come every second: wait for a fresh set on both sides.
+        std::thread::sleep(Duration::from_millis(1100));
         let before_req = requests(poller.librdkafka_stats());
         let cpu0 = cpu(&me);
-        let b0 = cpu(&broker);
+        let b0 = broker_cpu(&broker);
         let start = Instant::now();
         let data = rt.block_on(poller.poll()).expect("poll");
         let wall = start.elapsed();
         let cpu1 = cpu(&me);
-        let b1 = cpu(&broker);
-        std::thread::sleep(Duration::from_millis(250));
+        let b1 = broker_cpu(&broker);
+        std::thread::sleep(Duration::from_millis(1100));
         let after_req = requests(poller.librdkafka_stats());
         let sent: Vec<String> = after_req
             .iter()
@@ -247,22 +275,38 @@ fn main() {
         "http:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      poll_interval: {daemon_poll}\n      request_timeout: 30s\n"
     ));
     let pid = daemon.pid().expect("pid").to_string();
-    let polls_series = r#"lagwatch_polls_total{source="bench",system="kafka"}"#;
-    let polls_done = |d: &common::Daemon| -> u64 {
-        common::metric_value(&d.metrics(), polls_series)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+    // Polls are counted off the small /api/v1/sources answer (its `last_poll`),
+    // once a second: scraping the multi-megabyte /metrics to watch for them
+    // would bill the scrapes to the polls.
+    let last_poll = |d: &common::Daemon| -> Option<String> {
+        let (status, body) = d.get("/api/v1/sources");
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["sources"][0]["last_poll"].as_str().map(str::to_string)
     };
-    common::wait_until("the first daemon poll", Duration::from_secs(120), || {
-        polls_done(&daemon) >= 1
-    });
-    let n0 = polls_done(&daemon);
+    let mut seen = None;
+    let mut wait_poll = |what: &str, timeout: Duration| {
+        let start = Instant::now();
+        loop {
+            let now = last_poll(&daemon);
+            if now.is_some() && now != seen {
+                seen = now;
+                return;
+            }
+            assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    wait_poll("the first daemon poll", Duration::from_secs(120));
     let c0 = cpu(&pid);
-    common::wait_until("three more daemon polls", Duration::from_secs(300), || {
-        polls_done(&daemon) >= n0 + 3
-    });
-    let n1 = polls_done(&daemon);
+    let measured = 3;
+    for _ in 0..measured {
+        wait_poll("the next daemon poll", Duration::from_secs(300));
+    }
     let c1 = cpu(&pid);
+    let (n0, n1) = (0u32, measured);
     let mut scrape = Vec::new();
     let mut size = 0;
     for _ in 0..5 {
@@ -275,7 +319,7 @@ fn main() {
     let c2 = cpu(&pid);
     println!(
         "daemon: CPU {:.0?} per poll (over {} polls, scrapes excluded), RSS {d_rss:.1} MiB (peak {d_peak:.1} MiB), /metrics {:.1} MiB scraped in {:.0?} mean (5 scrapes cost {:.0?} CPU)",
-        (c1 - c0) / (n1 - n0).max(1) as u32,
+        (c1 - c0) / (n1 - n0).max(1),
         n1 - n0,
         size as f64 / 1048576.0,
         avg(&scrape),

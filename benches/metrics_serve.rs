@@ -129,7 +129,7 @@ fn jetstream_poll(src: &SourceId, consumers: usize, n: i64) -> PollData {
                 head: i64::try_from(last + 1).unwrap_or(0),
                 low: Some(i64::try_from(last - 49_999).unwrap_or(0)),
                 lag: pending + 5,
-                jetstream: Some(JetstreamParts {
+                jetstream: Some(Box::new(JetstreamParts {
                     num_pending: pending,
                     num_ack_pending: 5,
                     num_redelivered: 0,
@@ -140,7 +140,7 @@ fn jetstream_poll(src: &SourceId, consumers: usize, n: i64) -> PollData {
                     push: false,
                     deliver_group: None,
                     push_bound: false,
-                }),
+                })),
             });
         }
     }

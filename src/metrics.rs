@@ -521,7 +521,7 @@ fn render_jetstream(w: &mut Writer, sources: &[SourceView]) {
         w.family(name, help, "gauge");
         for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
             for p in src.partitions.iter() {
-                let Some(v) = p.sample.jetstream.as_ref().and_then(value) else {
+                let Some(v) = p.sample.jetstream.as_deref().and_then(value) else {
                     continue;
                 };
                 let labels = [

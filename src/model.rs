@@ -103,8 +103,9 @@ pub struct Sample {
     pub low: Option<i64>,
     /// Lag in messages as the source computed it (never negative).
     pub lag: u64,
-    /// JetStream consumer details; None for Kafka.
-    pub jetstream: Option<JetstreamParts>,
+    /// JetStream consumer details; None for Kafka. Boxed: a Kafka sample (most
+    /// of them, 50,000 in a large cluster) then pays 8 bytes for it, not 88.
+    pub jetstream: Option<Box<JetstreamParts>>,
 }
 
 /// The parts of a JetStream consumer's lag and its delivery state.

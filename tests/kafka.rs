@@ -300,6 +300,18 @@ fn an_active_group_reports_stable_with_its_member_and_assigned_partitions() {
         .map(|(t, p)| (t.to_string(), *p))
         .collect();
     assert!(owned.is_empty() || owned == vec![t(0), t(1)], "{owned:?}");
+    // Described by the batched classic DescribeGroups (one request per broker
+    // for every group), not one DescribeConsumerGroups per group.
+    let trace = poller.last_trace().expect("trace");
+    assert!(trace.described >= 1, "{trace:?}");
+    assert_eq!(trace.described_one_by_one, 0, "{trace:?}");
+    assert!(
+        trace
+            .phases
+            .iter()
+            .any(|(phase, _, _)| *phase == "describe_groups_batched"),
+        "{trace:?}"
+    );
 }
 
 #[test]
@@ -463,6 +475,20 @@ fn configured_groups_are_measured_on_the_mock_cluster_which_cannot_list_groups()
         "{:?}",
         data.partial_errors
     );
+    // The batched classic describe failed (no ListGroups on the mock), so the
+    // two configured groups went one by one; the next poll backs off the
+    // batched attempt.
+    let batched = |p: &KafkaPoller| {
+        p.last_trace()
+            .expect("trace")
+            .phases
+            .iter()
+            .any(|(phase, _, _)| *phase == "describe_groups_batched")
+    };
+    assert!(batched(&poller));
+    assert_eq!(poller.last_trace().expect("trace").described_one_by_one, 2);
+    poll(&mut poller).expect("second poll succeeds");
+    assert!(!batched(&poller), "{:?}", poller.last_trace());
 }
 
 #[test]

@@ -9,7 +9,10 @@ pub mod settings;
 pub mod status;
 pub mod timelag;
 
-use crate::history::KeyHistory;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+
+use crate::history::{KeyHistory, Point};
 use crate::model::{Millis, Status};
 
 pub use rates::Rates;
@@ -39,15 +42,37 @@ pub struct Analysis {
 /// Analyzes one key at `now` with the thresholds of its group (see
 /// [`ThresholdResolver::for_group`]).
 pub fn analyze(h: &KeyHistory, now: Millis, s: &Settings, t: &Thresholds) -> Analysis {
-    let points = h.points();
+    thread_local! {
+        /// The decoded ring of the key being analysed: one buffer per thread,
+        /// reused for every key, so decoding allocates nothing in steady state.
+        static POINTS: RefCell<VecDeque<Point>> = const { RefCell::new(VecDeque::new()) };
+    }
+    POINTS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut points) => {
+            h.decode_into(&mut points);
+            analyze_points(h, &points, now, s, t)
+        }
+        // Not re-entered today; if it ever were, a fresh buffer is still right.
+        Err(_) => analyze_points(h, &h.points(), now, s, t),
+    })
+}
+
+/// [`analyze`] with `h`'s ring already decoded into `points`.
+fn analyze_points(
+    h: &KeyHistory,
+    points: &VecDeque<Point>,
+    now: Millis,
+    s: &Settings,
+    t: &Thresholds,
+) -> Analysis {
     let w = rates::Window::of(points, now.0, s.window_ms());
     let enough = rates::Enough {
         min_samples: s.min_samples,
         min_span_ms: s.min_span_ms(),
     };
     let r = rates::rates(points, w, enough, h.is_jetstream());
-    let time_lag = timelag::time_lag(h, now, r.head);
-    let eval = status::evaluate(h, now, w, enough, t, &time_lag);
+    let time_lag = timelag::time_lag(h, points, now, r.head);
+    let eval = status::evaluate(h, points, now, w, enough, t, &time_lag);
     let (lag, retention) = match h.last() {
         Some(last) => (last.lag, retention::retention(last, r.low)),
         None => (0, Retention::default()),
@@ -81,7 +106,7 @@ pub fn eta(lag: u64, consume: Option<f64>, produce: Option<f64>) -> Option<f64> 
 mod tests {
     use super::*;
     use crate::history::History;
-    use crate::model::{ConsumerKey, GroupKey, JetstreamParts, Sample, SourceId};
+    use crate::model::{ConsumerKey, GroupKey, Sample, SourceId};
     use std::sync::Arc;
 
     fn key() -> ConsumerKey {
@@ -112,7 +137,7 @@ mod tests {
                 head,
                 low,
                 lag,
-                jetstream: jetstream.map(|_| JetstreamParts::default()),
+                jetstream: jetstream.map(|_| Box::default()),
             };
             h.record(&s, Millis(t * 1000));
         }
@@ -321,7 +346,7 @@ mod tests {
         rows.extend((1..=4).map(|i| (t0 + i * 30, Some(i * 300), i * 300, Some(0))));
         let h = run(&rows, None);
         let a = analyze(&h, h.last().unwrap().at, &s, &Thresholds::default());
-        assert_eq!(h.points().len(), 4);
+        assert_eq!(h.len(), 4);
         assert!(close(a.produce_rate, Some(10.0)), "{:?}", a.produce_rate);
         assert!(close(a.consume_rate, Some(10.0)), "{:?}", a.consume_rate);
     }

@@ -3,7 +3,9 @@
 //! from Burrow's ring of commits to lagwatch's ring of polls, plus the ERR
 //! thresholds Burrow refuses to have.
 
-use crate::history::KeyHistory;
+use std::collections::VecDeque;
+
+use crate::history::{KeyHistory, Point};
 use crate::model::{Millis, Status};
 
 use super::rates::{Enough, Window};
@@ -19,7 +21,7 @@ pub struct Evaluation {
     pub complete: bool,
 }
 
-/// Evaluates one key at `now` over window `w`.
+/// Evaluates one key at `now` over window `w` of `points`, `h`'s ring decoded.
 ///
 /// Rules in order; the first that holds decides:
 /// 0. ERR (lagwatch): lag above `error_lag`, or time lag above `error_time_lag`.
@@ -40,6 +42,7 @@ pub struct Evaluation {
 /// we. Without enough window samples only rules 0, 1 (current lag) and 3 run.
 pub fn evaluate(
     h: &KeyHistory,
+    points: &VecDeque<Point>,
     now: Millis,
     w: Window,
     enough: Enough,
@@ -71,7 +74,6 @@ pub fn evaluate(
     }
     // Burrow drops the nil offsets at the start of the ring; we take the
     // trailing run of committed samples in the window.
-    let points = h.points();
     let mut from = w.end;
     while from > w.start && points.get(from - 1).is_some_and(|p| p.committed.is_some()) {
         from -= 1;
@@ -390,8 +392,9 @@ mod tests {
         for (case, rows, extra_s, t, tl, want, complete) in cases {
             let h = history(&rows);
             let now = h.last().unwrap().at.0 + extra_s * 1000;
-            let w = Window::of(h.points(), now, WINDOW_MS);
-            let got = evaluate(&h, Millis(now), w, ENOUGH, &t, &tl);
+            let points = h.points();
+            let w = Window::of(&points, now, WINDOW_MS);
+            let got = evaluate(&h, &points, Millis(now), w, ENOUGH, &t, &tl);
             assert_eq!(got.status, want, "case {case}");
             assert_eq!(got.complete, complete, "case {case}");
         }

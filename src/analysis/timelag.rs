@@ -2,6 +2,8 @@
 //! (time seen, head offset) as a table of when each offset was written, with a
 //! statement of how good the number is.
 
+use std::collections::VecDeque;
+
 use crate::history::{KeyHistory, Point};
 use crate::model::Millis;
 
@@ -92,17 +94,28 @@ fn written_at(a: (Millis, i64), b: (Millis, i64), offset: i64) -> f64 {
 
 /// Time lag of one key at `now`. `head_rate` is the slope of head (msgs/s, the
 /// whole stream for JetStream: head is in stream sequences), used only to
-/// extrapolate before the oldest sample.
-pub fn time_lag(h: &KeyHistory, now: Millis, head_rate: Option<f64>) -> TimeLag {
+/// extrapolate before the oldest sample. `points` is `h`'s ring, decoded.
+pub fn time_lag(
+    h: &KeyHistory,
+    points: &VecDeque<Point>,
+    now: Millis,
+    head_rate: Option<f64>,
+) -> TimeLag {
     let Some(last) = h.last() else {
         return TimeLag::Unknown {
             at_least_seconds: None,
         };
     };
-    time_lag_of(h, last, now, head_rate)
+    time_lag_of(h, points, last, now, head_rate)
 }
 
-fn time_lag_of(h: &KeyHistory, last: &Point, now: Millis, head_rate: Option<f64>) -> TimeLag {
+fn time_lag_of(
+    h: &KeyHistory,
+    points: &VecDeque<Point>,
+    last: &Point,
+    now: Millis,
+    head_rate: Option<f64>,
+) -> TimeLag {
     // No commit: there is no "oldest unconsumed" to date.
     let Some(committed) = last.committed else {
         return TimeLag::Unknown {
@@ -121,7 +134,6 @@ fn time_lag_of(h: &KeyHistory, last: &Point, now: Millis, head_rate: Option<f64>
     if oldest >= last.head {
         return TimeLag::Exact;
     }
-    let points = h.points();
     // First point where head had passed `oldest`; head is sorted in a ring.
     let i = points.partition_point(|p| p.head <= oldest);
     if i > 0 {
@@ -365,7 +377,7 @@ mod tests {
         ];
         for (case, cap, rows, now, rate, want) in cases {
             let h = history(cap, &rows);
-            let got = time_lag(&h, Millis(now * 1000), rate);
+            let got = time_lag(&h, &h.points(), Millis(now * 1000), rate);
             assert_eq!(got.quality(), want.quality(), "case {case}: {got:?}");
             match (got, want) {
                 (
@@ -402,7 +414,7 @@ mod tests {
         let TimeLag::Interpolated {
             seconds,
             max_error_seconds,
-        } = time_lag(&h, Millis(120_000), None)
+        } = time_lag(&h, &h.points(), Millis(120_000), None)
         else {
             panic!("expected an interpolation");
         };

@@ -127,7 +127,7 @@ impl PartitionInput {
             head: sample.head,
             consume_rate: analysis.consume_rate,
             produce_rate: analysis.produce_rate,
-            jetstream: sample.jetstream.clone(),
+            jetstream: sample.jetstream.as_deref().cloned(),
         }
     }
     pub fn from_view(v: &PartitionView) -> Self {

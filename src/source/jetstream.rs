@@ -563,7 +563,7 @@ impl ConsumerInfo {
             head,
             low: Some(low),
             lag: self.num_pending.saturating_add(self.num_ack_pending),
-            jetstream: Some(JetstreamParts {
+            jetstream: Some(Box::new(JetstreamParts {
                 num_pending: self.num_pending,
                 num_ack_pending: self.num_ack_pending,
                 num_redelivered: self.num_redelivered,
@@ -574,7 +574,7 @@ impl ConsumerInfo {
                 push: self.is_push(),
                 deliver_group: self.config.deliver_group.clone().filter(|g| !g.is_empty()),
                 push_bound: self.push_bound,
-            }),
+            })),
         }
     }
 }
@@ -659,10 +659,10 @@ mod tests {
             head: 100,
             low: Some(1),
             lag,
-            jetstream: Some(JetstreamParts {
+            jetstream: Some(Box::new(JetstreamParts {
                 num_pending: lag,
                 ..JetstreamParts::default()
-            }),
+            })),
         };
         let m = merge(mk(5, 90), &mk(7, 40));
         assert_eq!(m.lag, 12);

@@ -6,11 +6,17 @@
 //! 1. Metadata (all topics -> partition counts), one request.
 //! 2. ListConsumerGroups (unless `groups` is configured), one request per broker.
 //! 3. ListConsumerGroupOffsets for every group, all in flight together.
-//! 4. DescribeConsumerGroups for every group not listed as Empty, one call
-//!    (state, members, assignments); its failure is counted, never fatal, and backs off. A group
-//!    described as active with no members (tansu answers librdkafka's KIP-848
-//!    ConsumerGroupDescribe that way) is described again with the classic
-//!    DescribeGroups, at most `CLASSIC_DESCRIBE_MAX` groups per poll.
+//! 4. Describe every group not listed as Empty (state, members, assignments);
+//!    failures are counted, never fatal, and back off:
+//!    a. the classic DescribeGroups, batched: one ListGroups and one
+//!       DescribeGroups per broker for all the groups it coordinates
+//!       (librdkafka's `rd_kafka_list_groups`), two requests per broker;
+//!    b. DescribeConsumerGroups (one FindCoordinator and one describe request
+//!       per group) for the groups (a) did not answer: KIP-848 consumer groups,
+//!       or every group when (a) failed. A group described there as active with
+//!       no members (tansu answers KIP-848 ConsumerGroupDescribe that way) is
+//!       described again with the classic DescribeGroups, at most
+//!       `CLASSIC_DESCRIBE_MAX` groups per poll.
 //! 5. ListOffsets latest and earliest for every measured partition, two calls in
 //!    flight together, split per leader by librdkafka.
 //!
@@ -66,6 +72,10 @@ pub struct KafkaPoller {
     client: Option<Arc<Client>>,
     describe_failures: u32,
     polls_since_describe: u32,
+    /// Consecutive failures of the batched classic describe (4a); it is then
+    /// tried only every `2^n` polls, like DescribeGroups as a whole.
+    batch_describe_failures: u32,
+    polls_since_batch_describe: u32,
     last_trace: Option<PollTrace>,
     shard: Shard,
 }
@@ -86,8 +96,11 @@ pub struct PollTrace {
     /// (phase, wall time, admin calls issued).
     pub phases: Vec<(&'static str, Duration, usize)>,
     pub groups: usize,
-    /// Groups sent to DescribeGroups (groups listed as Empty are not).
+    /// Groups to describe (groups listed as Empty are not).
     pub described: usize,
+    /// Of those, described one by one (DescribeConsumerGroups), not in the
+    /// batched classic DescribeGroups.
+    pub described_one_by_one: usize,
     pub partitions: usize,
     pub samples: usize,
 }
@@ -116,6 +129,8 @@ impl KafkaPoller {
             client: None,
             describe_failures: 0,
             polls_since_describe: 0,
+            batch_describe_failures: 0,
+            polls_since_batch_describe: 0,
             last_trace: None,
             shard: Shard::ALL,
         }
@@ -199,18 +214,35 @@ impl KafkaPoller {
     }
 
     fn describe_now(&self) -> bool {
-        if self.describe_failures == 0 {
-            return true;
-        }
-        let every = 1u32 << self.describe_failures.min(DESCRIBE_BACKOFF_CAP);
-        self.polls_since_describe + 1 >= every
+        due(self.describe_failures, self.polls_since_describe)
     }
+}
+
+/// After `failures` consecutive failures, a step runs every `2^failures` polls
+/// (capped at `2^DESCRIBE_BACKOFF_CAP`); `since` polls ago it last ran.
+fn due(failures: u32, since: u32) -> bool {
+    failures == 0 || since + 1 >= 1u32 << failures.min(DESCRIBE_BACKOFF_CAP)
+}
+
+/// Counts one more run of a backed-off step: resets or raises `failures`.
+fn ran(failures: &mut u32, since: &mut u32, failed: bool) {
+    *since = 0;
+    *failures = if failed {
+        failures.saturating_add(1)
+    } else {
+        0
+    };
 }
 
 impl Poller for KafkaPoller {
     async fn poll(&mut self) -> Result<PollData, PollFailure> {
         let client = self.client()?;
         let describe = self.describe_now();
+        let batch_describe = describe
+            && due(
+                self.batch_describe_failures,
+                self.polls_since_batch_describe,
+            );
         let plan = Plan {
             source: self.id.clone(),
             groups: self.config.groups.clone(),
@@ -227,6 +259,7 @@ impl Poller for KafkaPoller {
             request_timeout: self.timing.request_timeout,
             deadline: Instant::now() + super::poll_deadline(self.timing),
             describe,
+            batch_describe,
             shard: self.shard,
         };
         let outcome = tokio::task::spawn_blocking(move || run(&client, &plan))
@@ -238,14 +271,21 @@ impl Poller for KafkaPoller {
         match outcome {
             Ok(o) => {
                 if describe {
-                    self.polls_since_describe = 0;
-                    if o.describe_failed {
-                        self.describe_failures = self.describe_failures.saturating_add(1);
-                    } else {
-                        self.describe_failures = 0;
-                    }
+                    ran(
+                        &mut self.describe_failures,
+                        &mut self.polls_since_describe,
+                        o.describe_failed,
+                    );
                 } else {
                     self.polls_since_describe += 1;
+                }
+                match o.batch_describe_failed {
+                    Some(failed) => ran(
+                        &mut self.batch_describe_failures,
+                        &mut self.polls_since_batch_describe,
+                        failed,
+                    ),
+                    None => self.polls_since_batch_describe += 1,
                 }
                 self.last_trace = Some(o.trace);
                 Ok(o.data)
@@ -265,6 +305,8 @@ struct Plan {
     request_timeout: Duration,
     deadline: Instant,
     describe: bool,
+    /// Try the batched classic describe (step 4a) this poll.
+    batch_describe: bool,
     shard: Shard,
 }
 
@@ -286,6 +328,8 @@ struct Outcome {
     data: PollData,
     trace: PollTrace,
     describe_failed: bool,
+    /// None: the batched classic describe was not tried this poll.
+    batch_describe_failed: Option<bool>,
 }
 
 /// Serves queued librdkafka events (logs, global errors, statistics) so they
@@ -479,11 +523,32 @@ fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> {
         .map(|g| g.to_string())
         .collect();
     trace.described = read_groups.len();
-    if plan.describe && !read_groups.is_empty() {
+    let mut batch_describe_failed = None;
+    if plan.describe && plan.batch_describe && !read_groups.is_empty() {
+        let started = Instant::now();
+        let failed = match batch_describe(client, plan, &read_groups, &mut partial) {
+            Ok(found) => {
+                described.extend(found.into_iter().map(|(g, d)| (g, Ok(d))));
+                false
+            }
+            Err(e) => {
+                tracing::debug!(source = %plan.source, error = %e, "batched classic DescribeGroups failed; describing group by group");
+                true
+            }
+        };
+        batch_describe_failed = Some(failed);
+        trace.phase("describe_groups_batched", started, 1);
+    }
+    let rest: Vec<String> = read_groups
+        .into_iter()
+        .filter(|g| !described.contains_key(g))
+        .collect();
+    trace.described_one_by_one = rest.len();
+    if plan.describe && !rest.is_empty() {
         let started = Instant::now();
         plan.step("DescribeGroups")?;
-        match admin.describe_groups(&read_groups) {
-            Ok(d) => described = d,
+        match admin.describe_groups(&rest) {
+            Ok(d) => described.extend(d),
             Err(e) => {
                 describe_failed = true;
                 count(&mut partial, ErrorKind::DescribeGroups, 1);
@@ -634,6 +699,7 @@ fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> {
         },
         trace,
         describe_failed,
+        batch_describe_failed,
     })
 }
 
@@ -669,27 +735,72 @@ fn classic_describe(
         let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
             continue;
         };
-        let mut members = Vec::with_capacity(info.members().len());
-        for m in info.members() {
-            let assignment = match m.assignment().map(assignment::decode) {
-                Some(Some(a)) => a,
-                Some(None) => {
-                    count(partial, ErrorKind::Decode, 1);
-                    Vec::new()
-                }
-                None => Vec::new(),
-            };
-            members.push(admin::MemberDescription {
-                member_id: m.id().to_string(),
-                client_id: m.client_id().to_string(),
-                host: m.client_host().to_string(),
-                group_instance_id: None,
-                assignment,
-            });
-        }
-        let state = Some(info.state().to_string()).filter(|s| !s.is_empty());
-        described.insert(group, Ok(admin::GroupDescription { state, members }));
+        let Some(d) = classic_description(info, partial) else {
+            continue;
+        };
+        described.insert(group, Ok(d));
     }
+}
+
+/// Step 4a: the classic DescribeGroups of every group in `wanted`, batched by
+/// librdkafka into one ListGroups and one DescribeGroups per broker. Groups the
+/// answer leaves out or answers without a state (KIP-848 consumer groups, which
+/// the classic API does not describe) are left for DescribeConsumerGroups.
+///
+/// The answer covers every classic group of the cluster, also those outside the
+/// group filter or this shard; they are dropped here.
+fn batch_describe(
+    client: &Client,
+    plan: &Plan,
+    wanted: &[String],
+    partial: &mut BTreeMap<ErrorKind, u64>,
+) -> Result<HashMap<String, admin::GroupDescription>, KafkaError> {
+    let timeout = plan
+        .step("DescribeGroups")
+        .map_err(|_| KafkaError::GroupListFetch(RDKafkaErrorCode::OperationTimedOut))?;
+    let list = client.fetch_group_list(None, timeout)?;
+    let wanted: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
+    let mut out = HashMap::with_capacity(wanted.len());
+    for info in list.groups() {
+        if !wanted.contains(info.name()) {
+            continue;
+        }
+        if let Some(d) = classic_description(info, partial) {
+            out.insert(info.name().to_string(), d);
+        }
+    }
+    Ok(out)
+}
+
+/// A classic DescribeGroups answer as a description; None when it has no state
+/// or says "Dead" (unknown to the classic coordinator, e.g. a KIP-848 group).
+fn classic_description(
+    info: &rdkafka::groups::GroupInfo,
+    partial: &mut BTreeMap<ErrorKind, u64>,
+) -> Option<admin::GroupDescription> {
+    let state = Some(info.state().to_string()).filter(|s| !s.is_empty() && s != "Dead")?;
+    let mut members = Vec::with_capacity(info.members().len());
+    for m in info.members() {
+        let assignment = match m.assignment().map(assignment::decode) {
+            Some(Some(a)) => a,
+            Some(None) => {
+                count(partial, ErrorKind::Decode, 1);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        members.push(admin::MemberDescription {
+            member_id: m.id().to_string(),
+            client_id: m.client_id().to_string(),
+            host: m.client_host().to_string(),
+            group_instance_id: None,
+            assignment,
+        });
+    }
+    Some(admin::GroupDescription {
+        state: Some(state),
+        members,
+    })
 }
 
 fn is_active(state: Option<&str>) -> bool {
