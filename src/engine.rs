@@ -245,6 +245,9 @@ impl Engine {
             self.apply(batch);
             self.evaluate_alerts(at);
             self.publish(at);
+            // The previous generation of views is gone now that nobody but
+            // in-flight readers holds the old snapshot: give its memory back.
+            crate::memory::trim();
         }
         tracing::debug!("engine drained; all sources stopped");
     }

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod history;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod recommend;

@@ -80,7 +80,17 @@ pub fn assemble(
     latest: &HashMap<Tp, i64>,
     earliest: &HashMap<Tp, i64>,
 ) -> Assembled {
-    let mut out = Assembled::default();
+    // Sized up front: a Vec doubling its way to 50,000 samples holds up to
+    // twice that, plus the copy, at its peak.
+    let expected: usize = groups
+        .values()
+        .flat_map(|r| r.topics(topics))
+        .map(|t| usize::try_from(topics.get(t).copied().unwrap_or(0)).unwrap_or(0))
+        .sum();
+    let mut out = Assembled {
+        samples: Vec::with_capacity(expected),
+        ..Assembled::default()
+    };
     for (group, reading) in groups {
         let gkey = GroupKey {
             source: source.clone(),
