@@ -331,7 +331,10 @@ fn main() {
                 seen = polled;
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(300), "timed out waiting for a poll");
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "timed out waiting for a poll"
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     }
