@@ -3,13 +3,7 @@
 
 /// Resident set size of this process, in bytes.
 pub fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
+    lagwatch::memory::resident_bytes()
 }
 
 /// User + system CPU time of this process so far, in seconds.

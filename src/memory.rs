@@ -64,19 +64,21 @@ pub fn trim() -> bool {
     }
 }
 
+/// Resident set size of this process in bytes, from /proc/self/statm (Linux;
+/// 0 elsewhere). For benchmarks and tests.
+pub fn resident_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::*;
-
-    fn rss_bytes() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        let pages: u64 = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        pages * 4096
-    }
 
     #[test]
     fn trim_gives_freed_heap_back_to_the_kernel() {
@@ -89,9 +91,9 @@ mod tests {
             .enumerate()
             .filter_map(|(i, b)| (i % 64 == 0).then_some(b))
             .collect();
-        let before = rss_bytes();
+        let before = resident_bytes();
         trim();
-        let after = rss_bytes();
+        let after = resident_bytes();
         assert!(kept.iter().all(|b| b[0] == 1));
         assert!(
             after + 16 * 1024 * 1024 < before,

@@ -7,16 +7,15 @@
 //! 2. ListConsumerGroups (unless `groups` is configured), one request per broker.
 //! 3. ListConsumerGroupOffsets for every group, all in flight together.
 //! 4. Describe every group not listed as Empty (state, members, assignments);
-//!    failures are counted, never fatal, and back off:
-//!    a. the classic DescribeGroups, batched: one ListGroups and one
-//!       DescribeGroups per broker for all the groups it coordinates
-//!       (librdkafka's `rd_kafka_list_groups`), two requests per broker;
-//!    b. DescribeConsumerGroups (one FindCoordinator and one describe request
-//!       per group) for the groups (a) did not answer: KIP-848 consumer groups,
-//!       or every group when (a) failed. A group described there as active with
-//!       no members (tansu answers KIP-848 ConsumerGroupDescribe that way) is
-//!       described again with the classic DescribeGroups, at most
-//!       `CLASSIC_DESCRIBE_MAX` groups per poll.
+//!    failures are counted, never fatal, and back off. First (4a) the classic
+//!    DescribeGroups, batched: one ListGroups and one DescribeGroups per broker
+//!    for all the groups it coordinates (librdkafka's `rd_kafka_list_groups`).
+//!    Then (4b) DescribeConsumerGroups, one FindCoordinator and one describe
+//!    request per group, for the groups 4a did not answer: KIP-848 consumer
+//!    groups, or every group when 4a failed. A group described there as active
+//!    with no members (tansu answers KIP-848 ConsumerGroupDescribe that way) is
+//!    described again with the classic DescribeGroups, at most
+//!    `CLASSIC_DESCRIBE_MAX` groups per poll.
 //! 5. ListOffsets latest and earliest for every measured partition, two calls in
 //!    flight together, split per leader by librdkafka.
 //!
