@@ -80,24 +80,29 @@ pub fn assemble(
     latest: &HashMap<Tp, i64>,
     earliest: &HashMap<Tp, i64>,
 ) -> Assembled {
-    // Sized up front: a Vec doubling its way to 50,000 samples holds up to
-    // twice that, plus the copy, at its peak.
-    let expected: usize = groups
-        .values()
-        .flat_map(|r| r.topics(topics))
-        .map(|t| usize::try_from(topics.get(t).copied().unwrap_or(0)).unwrap_or(0))
+    // Each group's topics, worked out once: they size the samples up front (a
+    // Vec doubling its way to 50,000 samples holds up to twice that, plus the
+    // copy, at its peak) and then drive the loop.
+    let measured: Vec<_> = groups
+        .iter()
+        .map(|(group, reading)| (group, reading, reading.topics(topics)))
+        .collect();
+    let expected: usize = measured
+        .iter()
+        .flat_map(|(_, _, ts)| ts.iter())
+        .map(|t| usize::try_from(topics.get(*t).copied().unwrap_or(0)).unwrap_or(0))
         .sum();
     let mut out = Assembled {
         samples: Vec::with_capacity(expected),
         ..Assembled::default()
     };
-    for (group, reading) in groups {
+    for (group, reading, group_topics) in measured {
         let gkey = GroupKey {
             source: source.clone(),
             scope: None,
             group: group.clone(),
         };
-        for topic in reading.topics(topics) {
+        for topic in group_topics {
             let n = topics.get(topic).copied().unwrap_or(0);
             for p in 0..n {
                 let tp = (topic.clone(), p);
