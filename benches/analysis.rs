@@ -2,13 +2,19 @@
 //! record a sample for each, analyze each, roll up each group. Plain main, no
 //! harness: prints the median time per poll and the memory per key.
 //! Run: `cargo bench --bench analysis`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "test and benchmark code: a panic is a failed run with its line; table tests are long by design"
+)]
 
 use std::hint::black_box;
 use std::mem::size_of;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lagwatch::analysis::{analyze, rollup, Analysis, GroupThresholds, Settings};
+use lagwatch::analysis::{analyze, rollup, Analysis, Settings, ThresholdResolver, Thresholds};
 use lagwatch::history::{History, KeyHistory, Point};
 use lagwatch::model::{ConsumerKey, GroupKey, Millis, Sample, SourceId};
 
@@ -18,18 +24,9 @@ const KEYS: usize = GROUPS * PARTITIONS;
 const POLL: Duration = Duration::from_secs(30);
 const TIMED_POLLS: usize = 9;
 
-/// Resident set size in bytes, from /proc/self/statm (pages) and the kernel
-/// page size from /proc/self/smaps.
+/// Resident set size in bytes.
 fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-    let page_kb: u64 = smaps
-        .lines()
-        .find_map(|l| l.strip_prefix("KernelPageSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(4);
-    Some(pages * page_kb * 1024)
+    Some(lagwatch::process::resident_bytes()).filter(|b| *b > 0)
 }
 
 /// Realistic shapes: most partitions keep pace, some fall behind, some are
@@ -56,17 +53,17 @@ fn sample(key: &ConsumerKey, k: usize, poll: i64) -> Sample {
 fn main() {
     let mut settings = Settings::default();
     // Two patterns, so resolving thresholds per group costs what it will.
-    for p in ["^payments-", "-batch$"] {
-        settings.groups.push(GroupThresholds {
-            pattern: p.into(),
-            allowed_lag: Some(100),
-            error_lag: None,
-            error_time_lag: None,
-            stop_after: None,
-        });
-    }
-    let resolver = settings.resolver();
+    let overrides = ["^payments-", "-batch$"].map(|p| {
+        let t = Thresholds {
+            allowed_lag: 100,
+            ..Thresholds::default()
+        };
+        (regex::Regex::new(p).expect("a valid pattern"), t)
+    });
+    settings.thresholds = ThresholdResolver::new(Thresholds::default(), overrides.to_vec());
+    let resolver = settings.thresholds.clone();
     let capacity = settings.capacity_for(POLL);
+    let mut scratch = std::collections::VecDeque::new();
 
     let source = SourceId::new("bench");
     let mut keys = Vec::with_capacity(KEYS);
@@ -125,7 +122,8 @@ fn main() {
             let from = analyses.len();
             for key in chunk {
                 if let Some(h) = history.get(key) {
-                    analyses.push(analyze(h, now, &settings, t));
+                    h.decode_into(&mut scratch);
+                    analyses.push(analyze(h, &scratch, now, &settings, t));
                 }
             }
             let g = rollup(analyses[from..].iter());

@@ -5,6 +5,8 @@
 //! Sizes can be changed with LAGWATCH_BENCH_STREAMS / LAGWATCH_BENCH_CONSUMERS.
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test code: a panic is a failed test with its line"
 )]
 
@@ -17,7 +19,6 @@ use std::time::Instant;
 
 use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
-use lagwatch::config::Config;
 use lagwatch::model::SourceId;
 use lagwatch::source::jetstream::JetstreamPoller;
 use lagwatch::source::Poller;
@@ -72,7 +73,7 @@ async fn main() {
         setup.elapsed()
     );
 
-    let config = Config::from_yaml(
+    let config = lagwatch::config::from_yaml(
         "bench",
         &format!(
             "request_timeout: 10s\nsources:\n  - name: bench\n    jetstream:\n      servers: [\"{}\"]\n",
@@ -84,8 +85,8 @@ async fn main() {
     let src = &config.sources[0];
     let mut poller = JetstreamPoller::new(
         SourceId::new("bench"),
-        src.jetstream.clone().unwrap(),
-        config.timing(src),
+        src.kind.jetstream().cloned().unwrap(),
+        src.timing,
     );
     // Warm up: connect and fill caches.
     let first = poller.poll().await.unwrap();

@@ -14,6 +14,12 @@
 //! KAFKA_BENCH_BOOTSTRAP=host:port measures an existing cluster instead of a
 //! fresh tansu, creating the fixtures only where they are missing, so a rerun
 //! skips the ~60 s of setup).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "test and benchmark code: a panic is a failed run with its line; table tests are long by design"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -21,7 +27,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use lagwatch::config::Config;
 use lagwatch::model::SourceId;
 use lagwatch::source::kafka::KafkaPoller;
 use lagwatch::source::Poller;
@@ -39,33 +44,16 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// utime + stime of a process, from /proc/PID/stat (the same counters
-/// getrusage(RUSAGE_SELF) reads; clock ticks of 10 ms on Linux).
+/// utime + stime of a process (the counters getrusage reads).
 fn cpu(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|x| x.1).unwrap_or("");
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // Fields 14 and 15 of stat; `after` starts at field 3.
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+    Duration::from_secs_f64(lagwatch::process::usage(pid.parse().ok()).cpu_seconds)
 }
 
 /// (VmRSS, VmHWM) in MiB.
 fn rss(pid: &str) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (kb("VmRSS:"), kb("VmHWM:"))
+    let u = lagwatch::process::usage(pid.parse().ok());
+    let mib = |b: u64| b as f64 / 1048576.0;
+    (mib(u.resident_bytes), mib(u.peak_resident_bytes))
 }
 
 /// Requests sent per API, summed over brokers, from librdkafka's statistics.
@@ -193,12 +181,12 @@ fn main() {
     let yaml = format!(
         "request_timeout: 30s\npoll_interval: 30s\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      properties:\n        statistics.interval.ms: \"1000\"\n"
     );
-    let config = Config::from_yaml("bench.yaml", &yaml, &|_| None).expect("config");
+    let config = lagwatch::config::from_yaml("bench.yaml", &yaml, &|_| None).expect("config");
     let source = &config.sources[0];
     let mut poller = KafkaPoller::new(
         SourceId::new("bench"),
-        source.kafka.clone().expect("kafka"),
-        config.timing(source),
+        source.kind.kafka().cloned().expect("kafka"),
+        source.timing,
     );
     let me = std::process::id().to_string();
     // The broker's CPU is read only when this run started it.

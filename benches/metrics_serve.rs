@@ -1,7 +1,7 @@
 //! Serving /metrics with ~100,000 series, no broker: a synthetic snapshot built
 //! by the real engine (Kafka groups at partition granularity plus JetStream
 //! consumers, with rates, time lag, ETA and recommendations present), then
-//! - render time per snapshot (`metrics::render`, what the engine does once per
+//! - render time per snapshot (`export::render`, what the engine does once per
 //!   poll) and the body size, plain and gzip (plus the gzip time, paid once per
 //!   snapshot on the first scrape that asks for it);
 //! - scrape latency under concurrent scrapes of the real HTTP router, measured by
@@ -13,6 +13,12 @@
 //! LAGWATCH_BENCH_TOPICS (topics per group, 2), LAGWATCH_BENCH_PARTITIONS
 //! (partitions per topic, 5), LAGWATCH_BENCH_JS_CONSUMERS (300);
 //! LAGWATCH_BENCH_WRK_SECONDS (10) per wrk run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "test and benchmark code: a panic is a failed run with its line; table tests are long by design"
+)]
 
 mod support;
 
@@ -24,14 +30,15 @@ use std::time::{Duration, Instant};
 
 use lagwatch::analysis;
 use lagwatch::config::Granularity;
-use lagwatch::engine::{Engine, EngineConfig, Snapshot};
+use lagwatch::engine::{Engine, EngineConfig};
+use lagwatch::export::{self, Plan, SelfMetrics, SourcePlan};
 use lagwatch::http::{router, AppState};
-use lagwatch::metrics::{self, Plan, SelfMetrics, SourcePlan};
 use lagwatch::model::{
     ConsumerKey, GroupInfo, GroupKey, JetstreamParts, Millis, PollBatch, PollData, Sample,
     SourceId, StreamState, System,
 };
 use lagwatch::recommend;
+use lagwatch::snapshot::Snapshot;
 
 const POLL: Duration = Duration::from_secs(30);
 /// Polls fed before measuring: enough samples over enough span for rates.
@@ -254,11 +261,11 @@ fn main() {
         sources: plan_sources,
         kafka_lag_exporter: false,
     };
-    let recommend = recommend::Settings {
+    let recommend = recommend::Resolver::uniform(recommend::Resolved {
         capacity_per_replica: Some(200.0),
         replicas: Some(2),
         ..Default::default()
-    };
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -270,7 +277,7 @@ fn main() {
         plan: plan.clone(),
         recommend,
         alerts: None,
-        metrics: SelfMetrics::new(&ids),
+        metrics: SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("metrics: {e}")),
     });
 
     // Feed POLLS polls of each source, 30 s apart in synthetic time, through
@@ -328,12 +335,12 @@ fn main() {
     );
 
     // Render time per snapshot: what the engine pays once per poll.
-    let own = SelfMetrics::new(&ids);
+    let own = SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("metrics: {e}"));
     let mut renders = Vec::new();
     let mut len = 0;
     for _ in 0..RENDERS {
         let t = Instant::now();
-        let text = metrics::render(&own, &snap.sources, &plan, snap.history_keys);
+        let text = export::render(&own, &snap.sources, &plan, snap.history_keys);
         renders.push(t.elapsed());
         len = std::hint::black_box(text).len();
     }
@@ -371,6 +378,7 @@ fn main() {
     let app = router(AppState {
         snapshots: snapshots.clone(),
         api_token: None,
+        live_metrics: Vec::new(),
     });
     runtime.spawn(async move { axum::serve(listener, app).await });
     let url = format!("http://{addr}/metrics");

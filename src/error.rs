@@ -16,11 +16,10 @@ pub enum Error {
     },
     #[error("HTTP server failed: {0}")]
     Http(#[source] std::io::Error),
-    #[error("source `{source_name}`: {message}")]
-    Source {
-        source_name: String,
-        message: String,
-    },
+    #[error("cannot set up lagwatch's own metrics: {0}")]
+    Metrics(#[source] prometheus::Error),
+    #[error("cannot set up notifications: {0}")]
+    Notifier(#[from] crate::alert::SetupError),
     #[error("a lagwatch task stopped unexpectedly: {0}")]
     Task(String),
 }

@@ -34,7 +34,7 @@ impl Point {
 }
 
 /// Why a key's ring was thrown away and started again.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RestartReason {
     /// `head` went down: the topic or stream was deleted and recreated, so old
     /// offsets name different messages and any slope across the change is a lie.
@@ -49,7 +49,23 @@ pub enum RestartReason {
     ClockWentBack,
 }
 
-/// A restart of one key's ring, kept so the engine can count and log it.
+impl RestartReason {
+    pub const ALL: [RestartReason; 3] = [
+        RestartReason::HeadDecreased,
+        RestartReason::Purged,
+        RestartReason::ClockWentBack,
+    ];
+    /// The `reason` label of `lagwatch_history_restarts_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartReason::HeadDecreased => "head_decreased",
+            RestartReason::Purged => "purged",
+            RestartReason::ClockWentBack => "clock_went_back",
+        }
+    }
+}
+
+/// The last restart of one key's ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Restart {
     pub at: Millis,
@@ -107,8 +123,9 @@ impl KeyHistory {
         }
     }
 
-    /// Appends a point, restarting the ring first when the counters reset.
-    pub fn push(&mut self, p: Point) {
+    /// Appends a point, restarting the ring first when the counters reset;
+    /// returns why it restarted, if it did.
+    pub fn push(&mut self, p: Point) -> Option<RestartReason> {
         let last = self.last;
         let reset = if p.at < last.at {
             Some(RestartReason::ClockWentBack)
@@ -127,7 +144,7 @@ impl KeyHistory {
             self.earlier_rise = None;
             self.restarts = self.restarts.saturating_add(1);
             self.last_restart = Some(Restart { at: p.at, reason });
-            return;
+            return Some(reason);
         }
         if p.committed != last.committed {
             self.committed_since = p.at;
@@ -142,7 +159,7 @@ impl KeyHistory {
             }
             self.ring.rebuild(&points);
             self.last = p;
-            return;
+            return None;
         }
         if self.ring.len() >= self.capacity as usize {
             if let Some((gone, Some(front))) = self.ring.pop_front() {
@@ -156,6 +173,7 @@ impl KeyHistory {
         }
         self.ring.push_back(&p, Some(&last));
         self.last = p;
+        None
     }
 
     /// The ring, oldest first, decoded into a new deque (tests and tools; the
@@ -200,7 +218,7 @@ impl KeyHistory {
     pub fn earlier_rise(&self) -> Option<Rise> {
         self.earlier_rise
     }
-    /// How many times the ring was restarted; the engine counts the increase.
+    /// How many times the ring was restarted (the engine counts each as it happens).
     pub fn restarts(&self) -> u32 {
         self.restarts
     }
@@ -448,45 +466,29 @@ impl History {
     }
 
     /// Records one sample seen at `at`, restarting the key's ring on a counter
-    /// reset (see [`RestartReason`]).
-    pub fn record(&mut self, sample: &Sample, at: Millis) -> &KeyHistory {
+    /// reset; returns the key's history and why it restarted, if it did.
+    pub fn record(&mut self, sample: &Sample, at: Millis) -> (&KeyHistory, Option<RestartReason>) {
         let point = Point::from_sample(sample, at);
         let capacity = self.capacity;
         let jetstream = sample.jetstream.is_some();
         // One clone of the key (four Arc increments) per sample, because std's
         // entry API wants an owned key; the whole poll, clones included, is
         // timed in benches/analysis.rs.
+        let mut restarted = None;
         let kh = self
             .keys
             .entry(sample.key.clone())
             .and_modify(|kh| {
                 kh.jetstream = jetstream;
-                kh.push(point);
+                restarted = kh.push(point);
             })
             .or_insert_with(|| KeyHistory::new(capacity, jetstream, point));
-        kh
+        (kh, restarted)
     }
 
-    /// Forgets keys not seen for more than `ttl_ms` before `now` (a consumer or
-    /// partition that vanished) and returns them, sorted, so the engine can drop
-    /// their series too.
-    pub fn expire(&mut self, now: Millis, ttl_ms: i64) -> Vec<ConsumerKey> {
-        let mut gone = Vec::new();
-        self.keys.retain(|k, h| {
-            let keep = h
-                .last_seen()
-                .is_some_and(|seen| now.0.saturating_sub(seen.0) <= ttl_ms);
-            if !keep {
-                gone.push(k.clone());
-            }
-            keep
-        });
-        gone.sort();
-        gone
-    }
-
-    /// As [`History::expire`], for the keys of one source only: called after that
-    /// source's successful poll, so a source that is down keeps its history
+    /// Forgets the keys of `source` not seen for more than `ttl_ms` before `now`
+    /// (a consumer or partition that vanished) and returns how many. Called after
+    /// that source's successful poll, so a source that is down keeps its history
     /// until it comes back.
     pub fn expire_source(&mut self, source: &SourceId, now: Millis, ttl_ms: i64) -> usize {
         let before = self.keys.len();
@@ -744,13 +746,18 @@ mod tests {
         h.record(&sample(2, Some(1), 2, None), Millis(60_000));
         // case 1: partition 0 last seen 100 s ago, ttl 60 s: gone.
         // case 2: partition 1 seen 50 s ago: kept. case 3: exactly ttl old: kept.
-        let gone = h.expire(Millis(110_000), 60_000);
-        assert_eq!(gone, vec![key(0)]);
+        let source = SourceId::new("k");
+        assert_eq!(h.expire_source(&source, Millis(110_000), 60_000), 1);
         assert_eq!(h.len(), 2);
+        assert!(h.get(&key(0)).is_none());
         assert!(h.get(&key(1)).is_some());
-        // case 4: much later everything goes.
-        let gone = h.expire(Millis(1_000_000), 60_000);
-        assert_eq!(gone, vec![key(1), key(2)]);
+        // case 4: another source's keys are not this source's to expire.
+        assert_eq!(
+            h.expire_source(&SourceId::new("other"), Millis(1_000_000), 60_000),
+            0
+        );
+        // case 5: much later everything goes.
+        assert_eq!(h.expire_source(&source, Millis(1_000_000), 60_000), 2);
         assert!(h.is_empty());
     }
 
@@ -759,9 +766,10 @@ mod tests {
         let mut h = History::new(4);
         let mut s = sample(0, Some(1), 2, None);
         s.jetstream = Some(Box::default());
-        assert!(h.record(&s, Millis(0)).is_jetstream());
+        assert!(h.record(&s, Millis(0)).0.is_jetstream());
         assert!(!h
             .record(&sample(1, Some(1), 2, None), Millis(0))
+            .0
             .is_jetstream());
     }
 }

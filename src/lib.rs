@@ -4,8 +4,22 @@
 //! Data flow (one owner per piece of state):
 //! sources (one task per configured source) send [`model::PollBatch`]es over a
 //! bounded channel to the [`engine`], the sole owner of history, which publishes an
-//! immutable [`engine::Snapshot`] on a watch channel read by the [`http`] server.
-//! Shutdown runs the flow backwards: stop sources, drain the engine, stop HTTP.
+//! immutable [`snapshot::Snapshot`] on a watch channel read by the [`http`] server;
+//! notifications go from the engine to the [`alert::Notifier`] task.
+//! Shutdown runs the flow backwards: stop sources, drain the engine, flush the
+//! notifier, stop HTTP.
+//!
+//! Dependencies point one way: [`model`] <- pure core ([`history`], [`analysis`],
+//! [`recommend`], the alert rules) <- [`config`] (builds the typed settings) <-
+//! [`source`], [`engine`] -> [`snapshot`] <- [`export`], [`http`].
+
+#![cfg_attr(
+    test,
+    allow(
+        clippy::too_many_lines,
+        reason = "table tests are long by design: one commented row per case"
+    )
+)]
 
 pub mod alert;
 pub mod analysis;
@@ -13,155 +27,220 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod history;
 pub mod http;
 pub mod memory;
-pub mod metrics;
 pub mod model;
+pub mod process;
 pub mod recommend;
+pub mod snapshot;
 pub mod source;
 pub mod telemetry;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use config::Config;
+pub use config::Settings;
 pub use error::Error;
+
+use alert::{Notification, Notifier};
+use snapshot::Snapshot;
 
 /// Poll batches waiting for the engine. Small: a source waits (backpressure)
 /// rather than the engine falling behind with a growing queue.
 const BATCH_QUEUE: usize = 16;
 
-/// Runs the daemon until `shutdown` completes, then stops in order within
-/// `config.shutdown_timeout`.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-    let addr = config.http.listen_addr().map_err(|message| {
-        Error::Config(config::ConfigError {
-            file: "config".into(),
-            problems: vec![config::Problem {
-                path: "http.listen".into(),
-                line: None,
-                message,
-            }],
+/// Runs the daemon on `listener` until `shutdown` completes, then stops in order
+/// within `settings.shutdown_timeout`. Tests bind 127.0.0.1:0 and pass a
+/// shutdown future they control.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    Daemon::new(settings, listener)?.run(shutdown).await
+}
+
+/// The daemon's parts, built but not yet running: [`run`] in two steps, for a
+/// caller that wants the snapshots too (the demo prints its summary from them).
+pub struct Daemon {
+    settings: Settings,
+    listener: TcpListener,
+    engine: engine::Engine,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    notifier: Option<(Notifier, mpsc::Receiver<Notification>)>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").finish_non_exhaustive()
+    }
+}
+
+impl Daemon {
+    /// Builds the engine and the notifier from validated settings.
+    pub fn new(settings: Settings, listener: TcpListener) -> Result<Daemon, Error> {
+        let ids: Vec<_> = settings
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), s.system()))
+            .collect();
+        let (alerts, notifier) = if settings.alerts.rules.is_empty() {
+            (None, None)
+        } else {
+            let notifier = Notifier::new(&settings.alerts)?;
+            let (tx, rx) = alert::channel();
+            let evaluator = alert::AlertEvaluator::new(settings.alerts.rules.clone());
+            (Some(engine::Alerts { evaluator, tx }), Some((notifier, rx)))
+        };
+        let (engine, snapshots) = engine::Engine::new(engine::EngineConfig {
+            ring: settings.analysis.capacity_for(settings.min_poll_interval()),
+            analysis: settings.analysis.clone(),
+            plan: export::Plan::new(&settings),
+            recommend: settings.recommend.clone(),
+            alerts,
+            metrics: export::SelfMetrics::new(&ids).map_err(Error::Metrics)?,
+            sources: ids,
+        });
+        Ok(Daemon {
+            settings,
+            listener,
+            engine,
+            snapshots,
+            notifier,
         })
-    })?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Bind { addr, source })?;
-    run_with_listener(config, listener, shutdown).await
-}
-
-/// As [`run`], on a listener the caller bound (tests bind 127.0.0.1:0).
-pub async fn run_with_listener(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), Error> {
-    run_observed(config, listener, shutdown, |_| {}).await
-}
-
-/// As [`run_with_listener`]; `observe` receives the snapshot channel once the
-/// engine exists (the demo prints its summary from it).
-pub async fn run_observed(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-    observe: impl FnOnce(tokio::sync::watch::Receiver<std::sync::Arc<engine::Snapshot>>),
-) -> Result<(), Error> {
-    let local = listener.local_addr().map_err(Error::Http)?;
-    let ids = source::ids(&config);
-    let ring = config.analysis.capacity_for(config.min_poll_interval());
-    let self_metrics = metrics::SelfMetrics::new(&ids);
-    let (alerts, notifier) = if config.alerts.rules.is_empty() {
-        (None, None)
-    } else {
-        let (evaluator, notifier) = alert::Alerting::new(&config.alerts, self_metrics.registry())
-            .map_err(|e| Error::Task(e.to_string()))?;
-        let (tx, rx) = alert::channel();
-        (Some(engine::Alerts { evaluator, tx }), Some((notifier, rx)))
-    };
-    let (engine, snapshots) = engine::Engine::new(engine::EngineConfig {
-        sources: ids.clone(),
-        analysis: config.analysis.clone(),
-        ring,
-        plan: config.metrics_plan(),
-        recommend: config.recommend.clone(),
-        alerts,
-        metrics: self_metrics,
-    });
-    let stop_notifier = CancellationToken::new();
-    let notifier_task = notifier.map(|(n, rx)| tokio::spawn(n.run(rx, stop_notifier.clone())));
-    observe(snapshots.clone());
-    let (tx, rx) = mpsc::channel(BATCH_QUEUE);
-
-    let stop_sources = CancellationToken::new();
-    let stop_http = CancellationToken::new();
-    let mut sources = tokio::task::JoinSet::new();
-    for s in &config.sources {
-        let task = source::spawn(&config, s, tx.clone(), stop_sources.child_token());
-        sources.spawn(task);
     }
-    drop(tx);
-    let engine_task = tokio::spawn(engine.run(rx));
 
-    let app = http::router(http::AppState {
-        snapshots,
-        api_token: config.http.api_token.as_deref().map(std::sync::Arc::from),
-    });
-    let http_stop = stop_http.clone();
-    let mut http_task = tokio::spawn(async move {
+    /// The snapshots the engine will publish.
+    pub fn snapshots(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.snapshots.clone()
+    }
+
+    /// Starts every task, runs until `shutdown` completes (or the HTTP server
+    /// fails), then stops in order within `shutdown_timeout`.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let Daemon {
+            settings,
+            listener,
+            engine,
+            snapshots,
+            notifier,
+        } = self;
+        let local = listener.local_addr().map_err(Error::Http)?;
+        let stop_notifier = CancellationToken::new();
+        let live_metrics = notifier.iter().map(|(n, _)| n.registry()).collect();
+        let notifier_task = notifier.map(|(n, rx)| tokio::spawn(n.run(rx, stop_notifier.clone())));
+        let (tx, rx) = mpsc::channel(BATCH_QUEUE);
+        let stop_sources = CancellationToken::new();
+        let mut sources = tokio::task::JoinSet::new();
+        for s in &settings.sources {
+            sources.spawn(source::spawn(
+                &settings,
+                s,
+                tx.clone(),
+                stop_sources.child_token(),
+            ));
+        }
+        drop(tx);
+        let engine_task = tokio::spawn(engine.run(rx));
+        let stop_http = CancellationToken::new();
+        let app = http::router(http::AppState {
+            snapshots,
+            api_token: settings.http.api_token.as_deref().map(Arc::from),
+            live_metrics,
+        });
+        let mut http_task = serve(listener, app, stop_http.clone());
+        tracing::info!("listening on http://{local}");
+
+        let outcome = tokio::select! {
+            () = shutdown => Ok(()),
+            res = &mut http_task => Err(match res {
+                Ok(Ok(())) => Error::Task("HTTP server stopped".into()),
+                Ok(Err(e)) => Error::Http(e),
+                Err(e) => Error::Task(format!("HTTP server: {e}")),
+            }),
+        };
+        let tasks = Tasks {
+            stop_sources,
+            sources,
+            engine: engine_task,
+            stop_notifier,
+            notifier: notifier_task,
+            stop_http,
+            http: http_task,
+        };
+        tasks.stop(settings.shutdown_timeout).await;
+        outcome
+    }
+}
+
+fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    stop: CancellationToken,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_stop.cancelled().await })
+            .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
-    });
-    tracing::info!("listening on http://{local}");
+    })
+}
 
-    let outcome = tokio::select! {
-        () = shutdown => Ok(()),
-        res = &mut http_task => Err(match res {
-            Ok(Ok(())) => Error::Task("HTTP server stopped".into()),
-            Ok(Err(e)) => Error::Http(e),
-            Err(e) => Error::Task(format!("HTTP server: {e}")),
-        }),
-    };
-    tracing::info!("shutting down: stopping sources");
-    let deadline = config.shutdown_timeout.get();
-    let ordered = async {
-        stop_sources.cancel();
-        while let Some(res) = sources.join_next().await {
-            if let Err(e) = res {
-                tracing::error!(error = %e, "a source task failed");
+/// The running tasks, stopped in the reverse order of the data flow.
+struct Tasks {
+    stop_sources: CancellationToken,
+    sources: tokio::task::JoinSet<()>,
+    engine: JoinHandle<()>,
+    stop_notifier: CancellationToken,
+    notifier: Option<JoinHandle<()>>,
+    stop_http: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+}
+
+impl Tasks {
+    /// Stops sources, lets the engine drain, lets the notifier flush, stops
+    /// HTTP; gives up after `deadline`.
+    async fn stop(mut self, deadline: std::time::Duration) {
+        tracing::info!("shutting down: stopping sources");
+        let ordered = async {
+            self.stop_sources.cancel();
+            while let Some(res) = self.sources.join_next().await {
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "a source task failed");
+                }
             }
-        }
-        tracing::debug!("sources stopped; draining engine");
-        if let Err(e) = engine_task.await {
-            tracing::error!(error = %e, "the engine task failed");
-        }
-        // The engine dropped its sender: the notifier flushes what is queued
-        // (bounded by its flush_timeout) and returns.
-        stop_notifier.cancel();
-        if let Some(t) = notifier_task {
-            if let Err(e) = t.await {
-                tracing::error!(error = %e, "the notifier task failed");
+            tracing::debug!("sources stopped; draining engine");
+            if let Err(e) = self.engine.await {
+                tracing::error!(error = %e, "the engine task failed");
             }
+            // The engine dropped its sender: the notifier flushes what is queued
+            // (bounded by its flush_timeout) and returns.
+            self.stop_notifier.cancel();
+            if let Some(t) = self.notifier {
+                if let Err(e) = t.await {
+                    tracing::error!(error = %e, "the notifier task failed");
+                }
+            }
+            tracing::debug!("notifier flushed; stopping HTTP");
+            self.stop_http.cancel();
+            if !self.http.is_finished() {
+                let _ = self.http.await;
+            }
+        };
+        if tokio::time::timeout(deadline, ordered).await.is_err() {
+            tracing::warn!(
+                timeout = %humantime::format_duration(deadline),
+                "shutdown did not finish in time; exiting anyway"
+            );
         }
-        tracing::debug!("notifier flushed; stopping HTTP");
-        stop_http.cancel();
-        if !http_task.is_finished() {
-            let _ = http_task.await;
-        }
-    };
-    if tokio::time::timeout(deadline, ordered).await.is_err() {
-        tracing::warn!(
-            timeout = %humantime::format_duration(deadline),
-            "shutdown did not finish in time; exiting anyway"
-        );
+        tracing::info!("stopped");
     }
-    tracing::info!("stopped");
-    outcome
 }
 
 /// Completes on SIGINT or SIGTERM (Kubernetes sends SIGTERM).
@@ -190,4 +269,11 @@ pub async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("SIGINT received"),
         () = term => tracing::info!("SIGTERM received"),
     }
+}
+
+/// A multi-threaded tokio runtime, the one every command of the binary runs on.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }

@@ -1,10 +1,12 @@
 //! The lagwatch command line: parse, set up logging, load config, run.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use lagwatch::config::{Config, LogFormat};
+use lagwatch::config::LogFormat;
 
 /// Consumer-lag monitor for Kafka consumer groups and NATS JetStream consumers.
 ///
@@ -42,7 +44,7 @@ enum Command {
         speed: f64,
         /// Stop after this long instead of at the end of the story (e.g. `90s`).
         #[arg(long, value_parser = humantime::parse_duration)]
-        duration: Option<std::time::Duration>,
+        duration: Option<Duration>,
         /// HTTP port on 127.0.0.1 for the status page, API and metrics (0: any).
         #[arg(long, default_value_t = 9358)]
         port: u16,
@@ -71,49 +73,19 @@ fn main() -> ExitCode {
             };
         }
     };
+    let format = |configured: LogFormat| match cli.log_format {
+        Some(CliLogFormat::Json) => LogFormat::Json,
+        Some(CliLogFormat::Text) => LogFormat::Text,
+        None => configured,
+    };
     match cli.command {
-        Command::Demo {
-            speed,
-            duration,
-            port,
-            summary_every,
-        } => {
-            lagwatch::telemetry::init(
-                "warn,lagwatch::alert=info",
-                match cli.log_format {
-                    Some(CliLogFormat::Json) => LogFormat::Json,
-                    _ => LogFormat::Text,
-                },
-            );
-            let opts = lagwatch::demo::Options {
-                speed,
-                duration,
-                port,
-                summary_every: std::time::Duration::from_secs(summary_every.max(1)),
-            };
-            match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| {
-                    let r = rt.block_on(lagwatch::demo::run(opts, lagwatch::shutdown_signal()));
-                    rt.shutdown_timeout(std::time::Duration::from_secs(2));
-                    r.map_err(anyhow::Error::from)
-                }) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("lagwatch demo: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
-        }
-        Command::CheckConfig { file } => match Config::load(&file) {
-            Ok(c) => {
+        Command::CheckConfig { file } => match lagwatch::config::load(&file) {
+            Ok(s) => {
+                let n = s.sources.len();
                 println!(
-                    "{}: ok ({} source{})",
+                    "{}: ok ({n} source{})",
                     file.display(),
-                    c.sources.len(),
-                    if c.sources.len() == 1 { "" } else { "s" }
+                    if n == 1 { "" } else { "s" }
                 );
                 ExitCode::SUCCESS
             }
@@ -123,39 +95,66 @@ fn main() -> ExitCode {
             }
         },
         Command::Run { config } => {
-            let config = match Config::load(&config) {
-                Ok(c) => c,
+            let settings = match lagwatch::config::load(&config) {
+                Ok(s) => s,
                 Err(e) => {
                     eprintln!("{e}");
                     return ExitCode::from(2);
                 }
             };
-            let format = match cli.log_format {
-                Some(CliLogFormat::Json) => LogFormat::Json,
-                Some(CliLogFormat::Text) => LogFormat::Text,
-                None => config.log.format,
+            lagwatch::telemetry::init(&settings.log.level, format(settings.log.format));
+            let listen = settings.http.listen;
+            block_on("lagwatch", async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .map_err(|source| lagwatch::Error::Bind {
+                        addr: listen,
+                        source,
+                    })?;
+                lagwatch::run(settings, listener, lagwatch::shutdown_signal()).await
+            })
+        }
+        Command::Demo {
+            speed,
+            duration,
+            port,
+            summary_every,
+        } => {
+            lagwatch::telemetry::init("warn,lagwatch::alert=info", format(LogFormat::Text));
+            let opts = lagwatch::demo::Options {
+                speed,
+                duration,
+                port,
+                summary_every: Duration::from_secs(summary_every.max(1)),
             };
-            lagwatch::telemetry::init(&config.log.level, format);
-            match run(config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "lagwatch failed");
-                    eprintln!("lagwatch: {e:#}");
-                    ExitCode::from(1)
-                }
-            }
+            block_on("lagwatch demo", async move {
+                lagwatch::demo::run(opts, lagwatch::shutdown_signal())
+                    .await
+                    .map(|_| ())
+            })
         }
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let result = rt.block_on(lagwatch::run(config, lagwatch::shutdown_signal()));
-    // A blocking broker call still running must not hold the exit hostage: the
-    // daemon already stopped in order within shutdown_timeout.
-    rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    result?;
-    Ok(())
+/// Runs `f` on the runtime and maps its outcome to an exit code. A blocking
+/// broker call still running must not hold the exit hostage: the daemon has
+/// already stopped in order within its shutdown_timeout.
+fn block_on(what: &str, f: impl Future<Output = Result<(), lagwatch::Error>>) -> ExitCode {
+    let rt = match lagwatch::runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{what}: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(f);
+    rt.shutdown_timeout(Duration::from_secs(2));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{what} failed");
+            eprintln!("{what}: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -14,6 +14,10 @@
 pub const ARENAS: i32 = 2;
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(
+    unsafe_code,
+    reason = "two glibc allocator calls without Rust bindings"
+)]
 mod glibc {
     use std::os::raw::c_int;
 
@@ -64,21 +68,10 @@ pub fn trim() -> bool {
     }
 }
 
-/// Resident set size of this process in bytes, from /proc/self/statm (Linux;
-/// 0 elsewhere). For benchmarks and tests.
-pub fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 #[cfg(all(test, target_os = "linux", target_env = "gnu"))]
 mod tests {
     use super::*;
+    use crate::process::resident_bytes;
 
     #[test]
     fn trim_gives_freed_heap_back_to_the_kernel() {

@@ -88,6 +88,13 @@ impl Millis {
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1000.0
     }
+    /// RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.000Z`). A time
+    /// before 1970 (a clock set far back) is written as the epoch: the formatter
+    /// has no earlier dates.
+    pub fn rfc3339(self) -> String {
+        let d = std::time::Duration::from_millis(u64::try_from(self.0).unwrap_or(0));
+        humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + d).to_string()
+    }
 }
 
 /// What one poll saw of one consumer key. Offsets follow Kafka's meaning; a
@@ -300,5 +307,41 @@ impl Status {
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Settings that differ per consumer group: the first entry whose pattern
+/// matches the group name (Kafka group id, JetStream consumer) wins, else the
+/// default. Used by the analysis thresholds and the recommendation settings.
+#[derive(Clone, Debug)]
+pub struct PerGroup<T> {
+    default: T,
+    groups: Vec<(regex::Regex, T)>,
+}
+
+impl<T> PerGroup<T> {
+    /// `groups` in config order, patterns already compiled by validation.
+    pub fn new(default: T, groups: Vec<(regex::Regex, T)>) -> Self {
+        PerGroup { default, groups }
+    }
+
+    /// Only the default: every group gets it.
+    pub fn uniform(default: T) -> Self {
+        PerGroup {
+            default,
+            groups: Vec::new(),
+        }
+    }
+
+    /// The value for groups no pattern matches.
+    pub fn default_value(&self) -> &T {
+        &self.default
+    }
+
+    pub fn for_group(&self, group: &GroupKey) -> &T {
+        self.groups
+            .iter()
+            .find(|(re, _)| re.is_match(&group.group))
+            .map_or(&self.default, |(_, t)| t)
     }
 }

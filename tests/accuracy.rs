@@ -7,6 +7,8 @@
 //! Run with `-- --nocapture` to see the measured accuracies (`accuracy:` lines).
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test code: a panic is a failed test with its line"
 )]
 

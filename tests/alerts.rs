@@ -4,6 +4,8 @@
 
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test helpers: a panic is a failed test with a line number, as clippy.toml allows inside #[test]"
 )]
 
@@ -19,8 +21,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use lagwatch::alert::{
-    verify_signature, AlertConfig, AlertEvaluator, Alerting, Notification, Observation,
-    SIGNATURE_HEADER, TIMESTAMP_HEADER,
+    verify_signature, AlertEvaluator, Notification, Notifier, Observation, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
 };
 use lagwatch::model::{GroupKey, Millis, SourceId, Status, System};
 use serde_json::Value;
@@ -169,11 +171,17 @@ fn runtime() -> tokio::runtime::Runtime {
 
 impl Harness {
     fn start(rt: tokio::runtime::Runtime, yaml: &str) -> Harness {
-        let de = serde_yaml::Deserializer::from_str(yaml);
-        let config: AlertConfig =
-            serde_path_to_error::deserialize(de).unwrap_or_else(|e| panic!("{}: {e}", e.path()));
-        let registry = prometheus::Registry::new();
-        let (evaluator, notifier) = Alerting::new(&config, &registry).expect("valid alerting");
+        // The alerts section inside a whole config: validated as a user's is.
+        let indented: String = yaml.lines().map(|l| format!("  {l}\n")).collect();
+        let text = format!(
+            "sources:\n  - name: prod\n    kafka:\n      bootstrap_servers: [\"b:1\"]\nalerts:\n{indented}"
+        );
+        let config = lagwatch::config::from_yaml("alerts.yaml", &text, &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .alerts;
+        let notifier = Notifier::new(&config).expect("valid notifier");
+        let registry = notifier.registry();
+        let evaluator = AlertEvaluator::new(config.rules.clone());
         let (tx, rx) = lagwatch::alert::channel();
         let shutdown = CancellationToken::new();
         let task = rt.spawn(notifier.run(rx, shutdown.clone()));

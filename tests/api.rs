@@ -2,6 +2,8 @@
 //! nats-server: every endpoint, bad paths and parameters, the bearer token.
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test code: a panic is a failed test with its line"
 )]
 

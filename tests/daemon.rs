@@ -1,6 +1,8 @@
 //! End to end: the lagwatch binary against a real tansu and a real nats-server.
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test code: a panic is a failed test with its line"
 )]
 

@@ -2,6 +2,8 @@
 //! page works in a real headless Chromium.
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test code: a panic is a failed test with its line"
 )]
 

@@ -4,6 +4,8 @@
 //! exactly alerts/ (generated, and accepted by promtool).
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test code: a panic is a failed test with its line"
 )]
 

@@ -2,6 +2,8 @@
 //! equal to the server's own /jsz monitoring answer; auth; a server restart.
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test code: a panic is a failed test with its line"
 )]
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use common::{Daemon, Nats};
 use futures::StreamExt;
-use lagwatch::config::{Config, JetstreamConfig};
+use lagwatch::config::{JetstreamSettings, SourceKind, Timing};
 use lagwatch::model::{ErrorKind, SourceId};
 use lagwatch::source::jetstream::{JetstreamPoller, EPHEMERAL_NAME};
 use lagwatch::source::Poller;
@@ -173,17 +175,18 @@ fn jsz(nats: &Nats) -> BTreeMap<(String, String), Parts> {
     out
 }
 
-fn source_config(yaml: &str) -> (Config, JetstreamConfig) {
-    let c = Config::from_yaml("test", yaml, &|_| None).unwrap();
-    let j = c.sources[0].jetstream.clone().unwrap();
-    (c, j)
+fn source_config(yaml: &str) -> (JetstreamSettings, Timing) {
+    let c = lagwatch::config::from_yaml("test", yaml, &|_| None).unwrap();
+    match &c.sources[0].kind {
+        SourceKind::Jetstream(j) => (j.clone(), c.sources[0].timing),
+        SourceKind::Kafka(_) => panic!("not a JetStream source"),
+    }
 }
 
 fn poller(nats_url: &str, extra: &str) -> JetstreamPoller {
-    let (c, j) = source_config(&format!(
+    let (j, timing) = source_config(&format!(
         "request_timeout: 2s\nsources:\n  - name: js\n    jetstream:\n      servers: [\"{nats_url}\"]\n{extra}"
     ));
-    let timing = c.timing(&c.sources[0]);
     JetstreamPoller::new(SourceId::new("js"), j, timing)
 }
 
@@ -387,7 +390,7 @@ async fn the_daemon_exports_jetstream_lag_and_survives_a_server_restart() {
 
 #[tokio::test]
 async fn two_shards_split_the_consumers_disjointly_and_cover_them_all() {
-    use lagwatch::source::filter::Shard;
+    use lagwatch::config::Shard;
     let nats = Nats::start();
     let _js = fixture(&nats).await;
     let mut all = poller(&nats.url(), "");

@@ -2,6 +2,12 @@
 //! librdkafka's MockCluster. Fixtures are produced one record per batch (tansu's
 //! memory storage counts the high watermark from the last batch's first offset)
 //! and committed by real consumers; lag is asserted exactly, per partition.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "test and benchmark code: a panic is a failed run with its line; table tests are long by design"
+)]
 
 mod common;
 
@@ -11,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Tansu};
-use lagwatch::config::Config;
 use lagwatch::model::{ErrorKind, GroupInfo, PollData, PollFailure, Sample, SourceId};
 use lagwatch::source::kafka::KafkaPoller;
 use lagwatch::source::Poller;
@@ -37,12 +42,12 @@ fn poller(yaml_kafka: &str) -> KafkaPoller {
     let text = format!(
         "poll_interval: 1s\nrequest_timeout: 3s\nsources:\n  - name: k\n    kafka:\n{yaml_kafka}"
     );
-    let config = Config::from_yaml("test.yaml", &text, &|_| None).expect("valid config");
+    let config = lagwatch::config::from_yaml("test.yaml", &text, &|_| None).expect("valid config");
     let source = &config.sources[0];
     KafkaPoller::new(
         SourceId::new("k"),
-        source.kafka.clone().expect("kafka source"),
-        config.timing(source),
+        source.kind.kafka().cloned().expect("kafka source"),
+        source.timing,
     )
 }
 

@@ -5,6 +5,8 @@
 //! `promtool check metrics` with Kafka, JetStream and the compatibility names.
 #![allow(
     clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
     reason = "test code: a panic is a failed test with its line"
 )]
 

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::config::{AlertConfig, Severity};
-use super::rules::{Condition, Rule};
+use super::rules::{Condition, Rule, Severity};
 use super::{EventKind, Notification, Observation, Resolution};
 use crate::model::{GroupKey, Millis, SourceId};
 
@@ -65,17 +64,12 @@ fn elapsed(from: Millis, to: Millis) -> Duration {
 }
 
 impl AlertEvaluator {
-    /// Compiles the rules of a validated config.
-    pub fn new(config: &AlertConfig) -> Result<AlertEvaluator, String> {
-        let rules = config
-            .rules
-            .iter()
-            .map(|r| Rule::compile(config, r))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(AlertEvaluator {
+    /// An evaluator of `rules` (from the validated `alerts:` section).
+    pub fn new(rules: Vec<Rule>) -> AlertEvaluator {
+        AlertEvaluator {
             rules,
             tracks: BTreeMap::new(),
-        })
+        }
     }
 
     /// Evaluates one round. `observations` is everything known now; every source

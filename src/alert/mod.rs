@@ -12,29 +12,41 @@
 //! ```
 //! See docs/notifications.md for the config, the lifecycle and the payloads.
 
-mod config;
 mod incident;
 mod notifier;
 pub mod payload;
-pub(crate) mod receivers;
+mod receivers;
 mod rules;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
-
-pub use config::{
-    AlertConfig, AlertDefaults, AlertmanagerConfig, ConditionKind, LogReceiverConfig,
-    OverrideConfig, PagerDutyConfig, ReceiverConfig, RuleConfig, Severity, SlackConfig, SystemName,
-    ThresholdValue, WebhookConfig, PAGERDUTY_URL,
-};
 pub use incident::{AlertEvaluator, Incident};
-pub use notifier::Notifier;
-pub use receivers::{sign, verify_signature, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-pub use rules::Condition;
+pub use notifier::{channel, Notifier, SetupError, CHANNEL_CAPACITY};
+pub use payload::DASHBOARD_PLACEHOLDERS;
+pub use receivers::{
+    sign, verify_signature, Receiver, ReceiverKind, PAGERDUTY_URL, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+};
+pub use rules::{Condition, ConditionKind, Rule, Severity};
 
-use crate::config::Problem;
 use crate::model::{GroupKey, Millis, Status, System};
+
+/// The `alerts:` section, validated: receivers and rules ready to run, and the
+/// delivery settings every receiver shares.
+#[derive(Clone, Debug, Default)]
+pub struct AlertSettings {
+    /// Link put into every notification; placeholders ([`DASHBOARD_PLACEHOLDERS`])
+    /// are replaced by their URL-encoded values.
+    pub dashboard_url: Option<String>,
+    pub receivers: Vec<Receiver>,
+    pub rules: Vec<Rule>,
+    /// First wait before retrying a failed delivery; doubles up to `retry_backoff_max`.
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+    /// On shutdown, time queued notifications get to be delivered.
+    pub flush_timeout: Duration,
+}
 
 /// What the engine knows about one consumer group (Kafka group / JetStream consumer) after a poll.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,62 +128,9 @@ pub struct Notification {
     pub receivers: Arc<[Arc<str>]>,
 }
 
-/// Why alerting could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    #[error("invalid alerts config: {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; "))]
-    Invalid(Vec<Problem>),
-    #[error("cannot register notification metrics: {0}")]
-    Metrics(#[from] prometheus::Error),
-    #[error("cannot build the HTTP client for receivers: {0}")]
-    Client(String),
-}
-
-/// Notifications waiting between the engine and the notifier. The notifier moves
-/// them to its per-receiver queues at once, so this stays nearly empty; the engine
-/// uses `try_send` and never waits (a full channel is logged and counted by it).
-pub const CHANNEL_CAPACITY: usize = 1024;
-
-/// The channel the engine sends [`Notification`]s on.
-pub fn channel() -> (mpsc::Sender<Notification>, mpsc::Receiver<Notification>) {
-    mpsc::channel(CHANNEL_CAPACITY)
-}
-
-/// Builds both halves of alerting from one config.
-#[derive(Debug)]
-pub struct Alerting;
-
-impl Alerting {
-    /// Validates `config` (under the path `alerts`), compiles its rules, builds the
-    /// receivers and registers the notification metrics on `registry`.
-    #[allow(
-        clippy::new_ret_no_self,
-        reason = "one config builds both halves, which go to different owners (engine, notifier task)"
-    )]
-    pub fn new(
-        config: &AlertConfig,
-        registry: &prometheus::Registry,
-    ) -> Result<(AlertEvaluator, Notifier), SetupError> {
-        let problems = config.validate("alerts");
-        if !problems.is_empty() {
-            return Err(SetupError::Invalid(problems));
-        }
-        let evaluator = AlertEvaluator::new(config).map_err(|message| {
-            SetupError::Invalid(vec![Problem {
-                path: "alerts.rules".into(),
-                line: None,
-                message,
-            }])
-        })?;
-        let notifier = Notifier::new(config, registry)?;
-        Ok((evaluator, notifier))
-    }
-}
-
 /// RFC 3339 UTC with milliseconds (`2024-05-01T12:00:00.000Z`).
 pub(crate) fn rfc3339(m: Millis) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(m.0.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
+    m.rfc3339()
 }
 
 #[cfg(test)]

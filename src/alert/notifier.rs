@@ -14,10 +14,9 @@ use rand::Rng;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::config::AlertConfig;
 use super::payload::RenderContext;
 use super::receivers::{Receiver, Rendered};
-use super::{EventKind, Notification, SetupError};
+use super::{AlertSettings, EventKind, Notification};
 use crate::model::Millis;
 
 /// Longest wait a Retry-After header can impose; past it a receiver's queue would
@@ -35,7 +34,7 @@ const REASONS: [&str; 7] = [
     "unexpected_status",
 ];
 
-/// Delivery metrics, registered on the registry given to [`super::Alerting::new`].
+/// Delivery metrics, registered on the notifier's own registry.
 #[derive(Clone, Debug)]
 struct Metrics {
     sent: IntCounterVec,
@@ -117,6 +116,7 @@ impl Metrics {
 pub struct Notifier {
     receivers: Vec<Receiver>,
     metrics: Metrics,
+    registry: Registry,
     client: reqwest::Client,
     ctx: RenderContext,
     backoff: Duration,
@@ -169,39 +169,55 @@ enum Attempt {
     },
 }
 
+/// Why the notifier could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot register notification metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot build the HTTP client for receivers: {0}")]
+    Client(String),
+}
+
+/// Notifications waiting between the engine and the notifier. The notifier moves
+/// them to its per-receiver queues at once, so this stays nearly empty; the engine
+/// uses `try_send` and never waits (a full channel is logged and counted by it).
+pub const CHANNEL_CAPACITY: usize = 1024;
+
+/// The channel the engine sends [`Notification`]s on.
+pub fn channel() -> (mpsc::Sender<Notification>, mpsc::Receiver<Notification>) {
+    mpsc::channel(CHANNEL_CAPACITY)
+}
+
 impl Notifier {
-    pub(super) fn new(config: &AlertConfig, registry: &Registry) -> Result<Notifier, SetupError> {
-        let receivers = config
-            .receivers
-            .iter()
-            .map(|r| Receiver::new(config, r))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|m| {
-                SetupError::Invalid(vec![crate::config::Problem {
-                    path: "alerts.receivers".into(),
-                    line: None,
-                    message: m,
-                }])
-            })?;
-        let metrics = Metrics::new(registry, &receivers)?;
+    /// The notifier of a validated `alerts:` section, with its own metrics
+    /// registry (gathered at scrape time, so delivery counters are never a poll old).
+    pub fn new(settings: &AlertSettings) -> Result<Notifier, SetupError> {
+        let registry = Registry::new();
+        let receivers = settings.receivers.clone();
+        let metrics = Metrics::new(&registry, &receivers)?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("lagwatch/", env!("CARGO_PKG_VERSION")))
             // A webhook that redirects is misconfigured; say so instead of following.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| SetupError::Client(e.to_string()))?;
-        let d = &config.defaults;
         Ok(Notifier {
             receivers,
             metrics,
+            registry,
             client,
             ctx: RenderContext {
-                dashboard_url: config.dashboard_url.clone(),
+                dashboard_url: settings.dashboard_url.clone(),
             },
-            backoff: d.retry_backoff.get(),
-            backoff_max: d.retry_backoff_max.get(),
-            flush_timeout: d.flush_timeout.get(),
+            backoff: settings.retry_backoff,
+            backoff_max: settings.retry_backoff_max,
+            flush_timeout: settings.flush_timeout,
         })
+    }
+
+    /// The notifier's own metrics (deliveries, failures, drops, queue depth).
+    pub fn registry(&self) -> Registry {
+        self.registry.clone()
     }
 
     /// Moves notifications from `rx` to the receivers' queues until `shutdown` is
@@ -471,19 +487,7 @@ impl Worker {
     async fn attempt(&self, r: &Receiver, item: &Item) -> Attempt {
         let n = &item.notification;
         let Some(url) = &r.url else {
-            // The `log` kind: one line per notification.
-            let inc = &n.incident;
-            tracing::info!(
-                receiver = %r.name,
-                event = n.kind.event_type(),
-                incident = %inc.id,
-                rule = %inc.rule,
-                severity = %inc.severity,
-                source = %inc.observation.group.source,
-                group = %inc.observation.group.group,
-                "{}",
-                item.rendered.summary
-            );
+            log_line(r, item);
             return Attempt::Delivered;
         };
         let now_unix = Millis::now().0.div_euclid(1000);
@@ -498,22 +502,7 @@ impl Worker {
             .await;
         let resp = match sent {
             Ok(resp) => resp,
-            // Never print the URL: Slack's path and many query strings are credentials.
-            Err(e) => {
-                let reason = if e.is_timeout() {
-                    "timeout"
-                } else if e.is_connect() {
-                    "connect"
-                } else {
-                    "network"
-                };
-                let detail = error_chain(&e.without_url());
-                return Attempt::Retry {
-                    reason,
-                    retry_after: None,
-                    detail,
-                };
-            }
+            Err(e) => return send_failed(e),
         };
         let status = resp.status();
         let retry_after = resp
@@ -530,31 +519,70 @@ impl Worker {
             .and_then(Result::ok)
             .unwrap_or_default();
         let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into();
-        let detail = format!("HTTP {status}: {snippet}");
-        if status.is_success() {
-            Attempt::Delivered
-        } else if status.as_u16() == 429 {
-            Attempt::Retry {
-                reason: "http_429",
-                retry_after,
-                detail,
-            }
-        } else if status.is_server_error() {
-            Attempt::Retry {
-                reason: "http_5xx",
-                retry_after,
-                detail,
-            }
-        } else if status.is_client_error() {
-            Attempt::GiveUp {
-                reason: "http_4xx",
-                detail,
-            }
-        } else {
-            Attempt::GiveUp {
-                reason: "unexpected_status",
-                detail,
-            }
+        answered(status, retry_after, format!("HTTP {status}: {snippet}"))
+    }
+}
+
+/// The `log` kind: one line per notification.
+fn log_line(r: &Receiver, item: &Item) {
+    let n = &item.notification;
+    let inc = &n.incident;
+    tracing::info!(
+        receiver = %r.name,
+        event = n.kind.event_type(),
+        incident = %inc.id,
+        rule = %inc.rule,
+        severity = %inc.severity,
+        source = %inc.observation.group.source,
+        group = %inc.observation.group.group,
+        "{}",
+        item.rendered.summary
+    );
+}
+
+/// A request that got no answer: retried.
+fn send_failed(e: reqwest::Error) -> Attempt {
+    let reason = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "network"
+    };
+    Attempt::Retry {
+        reason,
+        retry_after: None,
+        // Never print the URL: Slack's path and many query strings are credentials.
+        detail: error_chain(&e.without_url()),
+    }
+}
+
+/// What an HTTP answer means for the delivery: 2xx delivered; 429 and 5xx
+/// retried (honouring Retry-After); anything else given up.
+fn answered(status: reqwest::StatusCode, retry_after: Option<Duration>, detail: String) -> Attempt {
+    if status.is_success() {
+        Attempt::Delivered
+    } else if status.as_u16() == 429 {
+        Attempt::Retry {
+            reason: "http_429",
+            retry_after,
+            detail,
+        }
+    } else if status.is_server_error() {
+        Attempt::Retry {
+            reason: "http_5xx",
+            retry_after,
+            detail,
+        }
+    } else if status.is_client_error() {
+        Attempt::GiveUp {
+            reason: "http_4xx",
+            detail,
+        }
+    } else {
+        Attempt::GiveUp {
+            reason: "unexpected_status",
+            detail,
         }
     }
 }

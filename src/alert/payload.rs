@@ -213,6 +213,11 @@ pub fn summary(n: &Notification) -> String {
     }
 }
 
+/// Placeholders `dashboard_url` may use; each is filled with its URL-encoded value.
+pub const DASHBOARD_PLACEHOLDERS: &[&str] = &[
+    "source", "system", "group", "stream", "topic", "rule", "incident",
+];
+
 /// `dashboard_url` with its placeholders filled in (URL-encoded).
 pub fn dashboard_link(n: &Notification, ctx: &RenderContext) -> Option<String> {
     let t = ctx.dashboard_url.as_deref()?;

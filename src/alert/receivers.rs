@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::config::{AlertConfig, ReceiverConfig, ReceiverKind};
 use super::payload::{self, RenderContext};
 use super::{rfc3339, EventKind, Millis, Notification};
 
@@ -50,7 +49,7 @@ pub fn verify_signature(secret: &[u8], timestamp: &str, body: &[u8], header: &st
 
 /// What a receiver is, ready to render requests.
 #[derive(Clone)]
-pub(crate) enum Kind {
+pub enum ReceiverKind {
     Webhook { hmac_secret: Option<Arc<[u8]>> },
     Slack { blocks: bool },
     Alertmanager { generator_url: Option<String> },
@@ -58,23 +57,24 @@ pub(crate) enum Kind {
     Log,
 }
 
-impl std::fmt::Debug for Kind {
+impl std::fmt::Debug for ReceiverKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Kind::Webhook { .. } => "webhook",
-            Kind::Slack { .. } => "slack",
-            Kind::Alertmanager { .. } => "alertmanager",
-            Kind::PagerDuty { .. } => "pagerduty",
-            Kind::Log => "log",
+            ReceiverKind::Webhook { .. } => "webhook",
+            ReceiverKind::Slack { .. } => "slack",
+            ReceiverKind::Alertmanager { .. } => "alertmanager",
+            ReceiverKind::PagerDuty { .. } => "pagerduty",
+            ReceiverKind::Log => "log",
         })
     }
 }
 
-/// One configured receiver with its defaults applied.
+/// One configured receiver with its defaults applied, built by the config's
+/// validation pass.
 #[derive(Clone)]
-pub(crate) struct Receiver {
+pub struct Receiver {
     pub name: Arc<str>,
-    pub kind: Kind,
+    pub kind: ReceiverKind,
     /// None for `log`.
     pub url: Option<reqwest::Url>,
     /// Custom headers (values are secrets: never logged).
@@ -88,6 +88,8 @@ impl std::fmt::Debug for Receiver {
         f.debug_struct("Receiver")
             .field("name", &self.name)
             .field("kind", &self.kind)
+            .field("url", &self.url.as_ref().map(|u| redact_url(u.as_str())))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("queue_capacity", &self.queue_capacity)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -103,76 +105,16 @@ pub(crate) struct Rendered {
 }
 
 impl Receiver {
-    /// Builds a receiver from validated config; Err names what failed.
-    pub fn new(cfg: &AlertConfig, r: &ReceiverConfig) -> Result<Receiver, String> {
-        let url = |u: &str| {
-            reqwest::Url::parse(u).map_err(|e| format!("receiver `{}`: bad URL ({e})", r.name))
-        };
-        let headers = |h: &std::collections::BTreeMap<String, String>| {
-            let mut map = HeaderMap::new();
-            for (k, v) in h {
-                let name = HeaderName::from_bytes(k.as_bytes())
-                    .map_err(|_| format!("receiver `{}`: bad header name `{k}`", r.name))?;
-                let mut value = HeaderValue::from_str(v)
-                    .map_err(|_| format!("receiver `{}`: bad value for header `{k}`", r.name))?;
-                value.set_sensitive(true);
-                map.insert(name, value);
-            }
-            Ok::<_, String>(map)
-        };
-        let (kind, url, headers) = match r.kind() {
-            Some(ReceiverKind::Webhook(w)) => (
-                Kind::Webhook {
-                    hmac_secret: w.hmac_secret.as_ref().map(|s| Arc::from(s.as_bytes())),
-                },
-                Some(url(&w.url)?),
-                headers(&w.headers)?,
-            ),
-            Some(ReceiverKind::Slack(s)) => (
-                Kind::Slack { blocks: s.blocks },
-                Some(url(&s.url)?),
-                HeaderMap::new(),
-            ),
-            Some(ReceiverKind::Alertmanager(a)) => {
-                let base = a.url.trim_end_matches('/');
-                (
-                    Kind::Alertmanager {
-                        generator_url: a.generator_url.clone(),
-                    },
-                    Some(url(&format!("{base}/api/v2/alerts"))?),
-                    headers(&a.headers)?,
-                )
-            }
-            Some(ReceiverKind::PagerDuty(p)) => (
-                Kind::PagerDuty {
-                    routing_key: p.routing_key.clone(),
-                },
-                Some(url(&p.url)?),
-                HeaderMap::new(),
-            ),
-            Some(ReceiverKind::Log) => (Kind::Log, None, HeaderMap::new()),
-            None => return Err(format!("receiver `{}` needs exactly one kind", r.name)),
-        };
-        Ok(Receiver {
-            name: Arc::from(r.name.as_str()),
-            kind,
-            url,
-            headers,
-            queue_capacity: r.queue_capacity.unwrap_or(cfg.defaults.queue_capacity),
-            timeout: r.timeout.unwrap_or(cfg.defaults.timeout).get(),
-        })
-    }
-
     /// The body this receiver gets for `n`.
-    pub fn render(&self, n: &Notification, ctx: &RenderContext) -> Rendered {
+    pub(crate) fn render(&self, n: &Notification, ctx: &RenderContext) -> Rendered {
         let summary = payload::summary(n);
         let body = match &self.kind {
-            Kind::Webhook { .. } | Kind::Log => payload::event_json(n, ctx),
-            Kind::Slack { blocks } => to_vec(&slack(n, ctx, *blocks)),
-            Kind::Alertmanager { generator_url } => {
+            ReceiverKind::Webhook { .. } | ReceiverKind::Log => payload::event_json(n, ctx),
+            ReceiverKind::Slack { blocks } => to_vec(&slack(n, ctx, *blocks)),
+            ReceiverKind::Alertmanager { generator_url } => {
                 to_vec(&alertmanager(n, ctx, generator_url.as_deref()))
             }
-            Kind::PagerDuty { routing_key } => to_vec(&pagerduty(n, ctx, routing_key)),
+            ReceiverKind::PagerDuty { routing_key } => to_vec(&pagerduty(n, ctx, routing_key)),
         };
         Rendered {
             body: body.into(),
@@ -192,7 +134,7 @@ impl Receiver {
             reqwest::header::USER_AGENT,
             HeaderValue::from_static(concat!("lagwatch/", env!("CARGO_PKG_VERSION"))),
         );
-        if let Kind::Webhook { hmac_secret } = &self.kind {
+        if let ReceiverKind::Webhook { hmac_secret } = &self.kind {
             if let Ok(v) = HeaderValue::from_str(&n.event_id.to_string()) {
                 h.insert(EVENT_ID_HEADER, v);
             }
@@ -381,4 +323,19 @@ pub(crate) fn pagerduty(n: &Notification, ctx: &RenderContext, routing_key: &str
         event["links"] = json!([{ "href": l, "text": "Dashboard" }]);
     }
     event
+}
+
+/// PagerDuty's documented Events API v2 endpoint.
+pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// Scheme, host and port only: paths and queries of webhook URLs often hold tokens.
+fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}/…", u.scheme()),
+            (Some(h), None) => format!("{}://{h}/…", u.scheme()),
+            _ => "***".into(),
+        },
+        Err(_) => "***".into(),
+    }
 }

@@ -1,14 +1,95 @@
 //! Compiled rules: which consumers a rule selects, and whether its condition holds
 //! for one [`Observation`]. Pure functions of their inputs.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
 
-use super::config::{AlertConfig, ConditionKind, RuleConfig, Severity, ThresholdValue};
+use serde::Deserialize;
+
 use super::Observation;
 use crate::model::{Status, System};
+
+/// PagerDuty's four severities; also the `severity` label for Alertmanager.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    #[default]
+    Warning,
+    Error,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a rule looks at. Each needs a particular kind of `threshold`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ConditionKind {
+    /// lag_messages > threshold (a number of messages).
+    LagMessages,
+    /// lag_seconds > threshold (a duration).
+    LagSeconds,
+    /// growth_per_second > threshold (messages per second).
+    Growth,
+    /// eta_seconds > threshold (a duration); never catching up counts as above.
+    Eta,
+    /// status is one of threshold (a list such as `[STALL, STOP]`).
+    Status,
+    /// lost_messages > threshold (a number; default 0).
+    LostMessages,
+    /// seconds_until_loss < threshold (a duration).
+    LossWithin,
+    /// recommended_replicas > current_replicas (no threshold).
+    ReplicasShort,
+}
+
+impl ConditionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConditionKind::LagMessages => "lag_messages",
+            ConditionKind::LagSeconds => "lag_seconds",
+            ConditionKind::Growth => "growth",
+            ConditionKind::Eta => "eta",
+            ConditionKind::Status => "status",
+            ConditionKind::LostMessages => "lost_messages",
+            ConditionKind::LossWithin => "loss_within",
+            ConditionKind::ReplicasShort => "replicas_short",
+        }
+    }
+
+    /// What `threshold` must look like, for error messages.
+    pub fn expects(self) -> &'static str {
+        match self {
+            ConditionKind::LagMessages => "a number of messages, like `10000`",
+            ConditionKind::Growth => "messages per second, like `50`",
+            ConditionKind::LostMessages => "a number of messages, like `0`",
+            ConditionKind::LagSeconds | ConditionKind::Eta | ConditionKind::LossWithin => {
+                "a duration, like `5m`"
+            }
+            ConditionKind::Status => "a list of statuses, like `[STALL, STOP]`",
+            ConditionKind::ReplicasShort => "no threshold",
+        }
+    }
+}
 
 /// A rule's condition with the threshold it compares against.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,25 +105,6 @@ pub enum Condition {
 }
 
 impl Condition {
-    /// Builds the condition from validated config; None if `threshold` does not fit.
-    pub fn new(kind: ConditionKind, t: Option<&ThresholdValue>) -> Option<Condition> {
-        use ConditionKind as C;
-        use ThresholdValue as T;
-        let secs = |d: &crate::config::Seconds| d.get().as_secs_f64();
-        Some(match (kind, t) {
-            (C::LagMessages, Some(T::Number(n))) => Condition::LagMessagesAbove(*n),
-            (C::LagSeconds, Some(T::Duration(d))) => Condition::LagSecondsAbove(secs(d)),
-            (C::Growth, Some(T::Number(n))) => Condition::GrowthAbove(*n),
-            (C::Eta, Some(T::Duration(d))) => Condition::EtaAbove(secs(d)),
-            (C::Status, Some(T::Statuses(s))) => Condition::StatusIn(s.clone()),
-            (C::LostMessages, Some(T::Number(n))) => Condition::LostMessagesAbove(*n),
-            (C::LostMessages, None) => Condition::LostMessagesAbove(0.0),
-            (C::LossWithin, Some(T::Duration(d))) => Condition::LossWithin(secs(d)),
-            (C::ReplicasShort, None) => Condition::ReplicasShort,
-            _ => return None,
-        })
-    }
-
     pub fn kind(&self) -> ConditionKind {
         match self {
             Condition::LagMessagesAbove(_) => ConditionKind::LagMessages,
@@ -173,17 +235,20 @@ pub(crate) fn fmt_secs(s: f64) -> String {
     humantime::format_duration(Duration::from_secs(s.round() as u64)).to_string()
 }
 
-/// A rule ready to evaluate.
+/// A rule ready to evaluate, built by the config's validation pass.
 #[derive(Clone, Debug)]
 pub struct Rule {
     pub name: Arc<str>,
     pub severity: Severity,
-    source: Option<Regex>,
-    system: Option<System>,
-    group: Option<Regex>,
-    topic: Option<Regex>,
-    condition: Condition,
-    overrides: Vec<(Regex, Condition)>,
+    /// Regexes (unanchored, as the source filters) on the source name, the group
+    /// (Kafka group / JetStream consumer) and any topic (Kafka) or stream (JetStream).
+    pub source: Option<Regex>,
+    pub system: Option<System>,
+    pub group: Option<Regex>,
+    pub topic: Option<Regex>,
+    pub condition: Condition,
+    /// Per-group conditions; the first whose regex matches the group wins.
+    pub overrides: Vec<(Regex, Condition)>,
     pub for_: Duration,
     pub resolve_after: Duration,
     pub repeat_interval: Duration,
@@ -191,39 +256,6 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Compiles one rule from a config validate() accepted; Err names what failed.
-    pub fn compile(cfg: &AlertConfig, r: &RuleConfig) -> Result<Rule, String> {
-        let re = |p: &Option<String>| -> Result<Option<Regex>, String> {
-            p.as_deref()
-                .map(Regex::new)
-                .transpose()
-                .map_err(|e| e.to_string())
-        };
-        let condition = Condition::new(r.condition, r.threshold.as_ref())
-            .ok_or_else(|| format!("rule `{}`: threshold does not fit", r.name))?;
-        let mut overrides = Vec::new();
-        for o in &r.overrides {
-            let c = Condition::new(r.condition, Some(&o.threshold))
-                .ok_or_else(|| format!("rule `{}`: override threshold does not fit", r.name))?;
-            overrides.push((Regex::new(&o.group).map_err(|e| e.to_string())?, c));
-        }
-        let d = &cfg.defaults;
-        Ok(Rule {
-            name: Arc::from(r.name.as_str()),
-            severity: r.severity,
-            source: re(&r.source)?,
-            system: r.system.map(System::from),
-            group: re(&r.group)?,
-            topic: re(&r.topic)?,
-            condition,
-            overrides,
-            for_: r.for_.unwrap_or(d.for_).get(),
-            resolve_after: r.resolve_after.unwrap_or(d.resolve_after).get(),
-            repeat_interval: r.repeat_interval.unwrap_or(d.repeat_interval).get(),
-            receivers: r.receivers.iter().map(|s| Arc::from(s.as_str())).collect(),
-        })
-    }
-
     /// Whether the rule watches this consumer at all.
     pub fn selects(&self, o: &Observation) -> bool {
         self.system.is_none_or(|s| s == o.system)

@@ -9,7 +9,6 @@ pub mod settings;
 pub mod status;
 pub mod timelag;
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 
 use crate::history::{KeyHistory, Point};
@@ -18,7 +17,7 @@ use crate::model::{Millis, Status};
 pub use rates::Rates;
 pub use retention::Retention;
 pub use rollup::{rollup, GroupAnalysis};
-pub use settings::{GroupThresholds, Settings, ThresholdResolver, ThresholdSettings, Thresholds};
+pub use settings::{Settings, ThresholdResolver, Thresholds};
 pub use timelag::{TimeLag, TimeLagQuality};
 
 /// Everything lagwatch says about one partition (Kafka) or consumer (JetStream).
@@ -40,25 +39,9 @@ pub struct Analysis {
 }
 
 /// Analyzes one key at `now` with the thresholds of its group (see
-/// [`ThresholdResolver::for_group`]).
-pub fn analyze(h: &KeyHistory, now: Millis, s: &Settings, t: &Thresholds) -> Analysis {
-    thread_local! {
-        /// The decoded ring of the key being analysed: one buffer per thread,
-        /// reused for every key, so decoding allocates nothing in steady state.
-        static POINTS: RefCell<VecDeque<Point>> = const { RefCell::new(VecDeque::new()) };
-    }
-    POINTS.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut points) => {
-            h.decode_into(&mut points);
-            analyze_points(h, &points, now, s, t)
-        }
-        // Not re-entered today; if it ever were, a fresh buffer is still right.
-        Err(_) => analyze_points(h, &h.points(), now, s, t),
-    })
-}
-
-/// [`analyze`] with `h`'s ring already decoded into `points`.
-fn analyze_points(
+/// [`ThresholdResolver::for_group`]). `points` is `h`'s ring, decoded (the
+/// engine decodes into one reused buffer).
+pub fn analyze(
     h: &KeyHistory,
     points: &VecDeque<Point>,
     now: Millis,
@@ -284,7 +267,7 @@ mod tests {
         for (case, rows, js, produce, consume, growth, q, eta, lost, status) in cases {
             let h = run(&rows, js);
             let now = h.last().unwrap().at;
-            let a = analyze(&h, now, &s, &t);
+            let a = analyze(&h, &h.points(), now, &s, &t);
             assert!(
                 close(a.produce_rate, produce),
                 "case {case} produce {:?}",
@@ -316,7 +299,13 @@ mod tests {
         let s = Settings::default();
         for rate in [1, 13, 250, 100_000] {
             let h = run(&polls(rate, |t| Some(10_000 + rate * t), |_| None), None);
-            let a = analyze(&h, h.last().unwrap().at, &s, &Thresholds::default());
+            let a = analyze(
+                &h,
+                &h.points(),
+                h.last().unwrap().at,
+                &s,
+                &Thresholds::default(),
+            );
             let got = a.produce_rate.unwrap();
             assert!((got - rate as f64).abs() < 1e-6, "{rate}: {got}");
         }
@@ -332,7 +321,13 @@ mod tests {
             .map(|(_, r)| r)
             .collect();
         let h = run(&rows, None);
-        let a = analyze(&h, h.last().unwrap().at, &s, &Thresholds::default());
+        let a = analyze(
+            &h,
+            &h.points(),
+            h.last().unwrap().at,
+            &s,
+            &Thresholds::default(),
+        );
         assert!(close(a.produce_rate, Some(9.0)));
         assert!(close(a.consume_rate, Some(9.0)));
     }
@@ -345,7 +340,13 @@ mod tests {
         let t0 = rows.last().unwrap().0;
         rows.extend((1..=4).map(|i| (t0 + i * 30, Some(i * 300), i * 300, Some(0))));
         let h = run(&rows, None);
-        let a = analyze(&h, h.last().unwrap().at, &s, &Thresholds::default());
+        let a = analyze(
+            &h,
+            &h.points(),
+            h.last().unwrap().at,
+            &s,
+            &Thresholds::default(),
+        );
         assert_eq!(h.len(), 4);
         assert!(close(a.produce_rate, Some(10.0)), "{:?}", a.produce_rate);
         assert!(close(a.consume_rate, Some(10.0)), "{:?}", a.consume_rate);

@@ -10,8 +10,22 @@ fn env(name: &str) -> Option<String> {
     }
 }
 
-fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::from_yaml("test.yaml", text, &env)
+fn parse(text: &str) -> Result<Settings, ConfigError> {
+    from_yaml("test.yaml", text, &env)
+}
+
+fn kafka(s: &Settings) -> &KafkaSettings {
+    match &s.sources[0].kind {
+        SourceKind::Kafka(k) => k,
+        SourceKind::Jetstream(_) => panic!("not a Kafka source"),
+    }
+}
+
+fn jetstream(s: &Settings) -> &JetstreamSettings {
+    match &s.sources[0].kind {
+        SourceKind::Jetstream(j) => j,
+        SourceKind::Kafka(_) => panic!("not a JetStream source"),
+    }
 }
 
 fn problems(text: &str) -> Vec<String> {
@@ -29,14 +43,15 @@ const MINIMAL: &str =
 #[test]
 fn a_minimal_config_gets_every_default() {
     let c = parse(MINIMAL).unwrap();
-    assert_eq!(c.http.listen, DEFAULT_LISTEN);
-    assert_eq!(c.poll_interval, Seconds::from_secs(30));
-    assert_eq!(c.request_timeout, Seconds::from_secs(10));
+    assert_eq!(c.http.listen.to_string(), DEFAULT_LISTEN);
     assert_eq!(c.log.format, LogFormat::Text);
-    let k = c.sources[0].kafka.as_ref().unwrap();
-    assert_eq!(k.isolation_level, IsolationLevel::ReadUncommitted);
-    let t = c.timing(&c.sources[0]);
+    assert_eq!(c.shutdown_timeout, std::time::Duration::from_secs(20));
+    assert_eq!(kafka(&c).isolation_level, IsolationLevel::ReadUncommitted);
+    let t = c.sources[0].timing;
     assert_eq!(t.poll_interval, std::time::Duration::from_secs(30));
+    assert_eq!(t.request_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(c.sources[0].granularity, Granularity::Topic);
+    assert_eq!((c.shard.index, c.shard.count), (0, 1));
 }
 
 #[test]
@@ -45,7 +60,7 @@ fn env_variables_are_interpolated_with_defaults() {
         "sources:\n  - name: prod\n    kafka:\n      bootstrap_servers: [\"${HOST}\", \"${OTHER:-b2:9092}\"]\n      properties:\n        sasl.password: \"${KAFKA_PASSWORD}\"\n        note: \"costs $$5\"\n",
     )
     .unwrap();
-    let k = c.sources[0].kafka.as_ref().unwrap();
+    let k = kafka(&c);
     assert_eq!(k.bootstrap_servers, vec!["broker1:9092", "b2:9092"]);
     assert_eq!(k.properties["sasl.password"], "s3cret-pw");
     assert_eq!(k.properties["note"], "costs $5");
@@ -123,14 +138,20 @@ fn durations_without_a_unit_are_refused() {
 
 #[test]
 fn nats_auth_debug_output_hides_secrets() {
-    let a = NatsAuth {
-        user: Some("mon".into()),
-        password: Some("hunter22".into()),
-        token: Some("tok123".into()),
-        ..NatsAuth::default()
-    };
-    let s = format!("{a:?}");
-    assert!(!s.contains("hunter22") && !s.contains("tok123"), "{s}");
+    for a in [
+        NatsAuth::UserPassword {
+            user: "mon".into(),
+            password: "hunter22".into(),
+        },
+        NatsAuth::Token("tok123".into()),
+        NatsAuth::NkeySeed("SUAseed".into()),
+    ] {
+        let s = format!("{a:?}");
+        assert!(
+            !s.contains("hunter22") && !s.contains("tok123") && !s.contains("SUAseed"),
+            "{s}"
+        );
+    }
 }
 
 #[test]
@@ -154,5 +175,280 @@ fn kafka_config_debug_output_hides_secret_properties() {
     assert!(
         s.contains("alice"),
         "non-secret properties stay readable: {s}"
+    );
+}
+
+#[test]
+fn an_unknown_key_does_not_hide_the_other_problems_of_the_file() {
+    // The example: a misspelt key, a zero interval and a bad address.
+    let p = problems(
+        "http:\n  listen: nope\nsources:\n  - name: a\n    kafka:\n      bootstrap_server: [\"b:1\"]\n      poll_interval: 0s\n",
+    );
+    let want = [
+        "line 6: sources[0].kafka.bootstrap_server: unknown field `bootstrap_server`",
+        "line 2: http.listen: `nope` is not an IP:port address",
+        "line 7: sources[0].kafka.poll_interval: must be at least 1s (got 0s)",
+        "line 5: sources[0].kafka.bootstrap_servers: at least one host:port is required",
+    ];
+    for w in want {
+        assert!(
+            p.iter().any(|m| m.starts_with(w)),
+            "missing `{w}` in {p:#?}"
+        );
+    }
+    assert_eq!(p.len(), want.len(), "{p:#?}");
+}
+
+#[test]
+fn several_wrong_types_are_all_reported_and_nothing_is_reported_twice() {
+    let p = problems(
+        "poll_interval: [1]\nrequest_timeout: 30\nsources:\n  - name: a\n    kafka:\n      bootstrap_servers: \"b:1\"\n",
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("poll_interval: invalid type: sequence")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("request_timeout: `30` has no unit")),
+        "{p:?}"
+    );
+    // The dropped list is not reported again as missing.
+    let servers: Vec<_> = p
+        .iter()
+        .filter(|m| m.contains("bootstrap_servers"))
+        .collect();
+    assert_eq!(servers.len(), 1, "{p:?}");
+    assert!(servers[0].contains("invalid type: string"), "{p:?}");
+}
+
+#[test]
+fn a_missing_rule_condition_is_reported_with_the_others() {
+    let p = problems(
+        "alerts:\n  receivers: [{name: r, log: {}}]\n  rules:\n    - {name: a, receivers: [r]}\n    - {name: b, condition: lag_messages, threshold: -1, receivers: [r]}\nsources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n",
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("alerts.rules[0].condition: is required")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|m| m.contains("alerts.rules[1].threshold: must be a finite number")),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn the_same_group_listed_twice_is_polled_once() {
+    let c = parse("sources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n      groups: [g2, g1, g2]\n").unwrap();
+    assert_eq!(kafka(&c).groups, ["g1", "g2"]);
+}
+
+#[test]
+fn the_jetstream_api_prefix_follows_domain_or_prefix() {
+    let js = |extra: &str| {
+        let c = parse(&format!(
+            "sources:\n  - name: n\n    jetstream:\n      servers: [\"nats://x:4222\"]\n{extra}"
+        ))
+        .unwrap();
+        jetstream(&c).api_prefix.clone()
+    };
+    assert_eq!(js(""), "$JS.API");
+    assert_eq!(js("      domain: hub\n"), "$JS.hub.API");
+    assert_eq!(js("      api_prefix: \"$$JS.acc.API.\"\n"), "$JS.acc.API");
+}
+
+#[test]
+fn the_shard_index_comes_from_the_hostname_ordinal() {
+    let text = "shard: {count: 3, index_from_hostname: true}\nsources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n";
+    let host = |h: &'static str| move |name: &str| (name == "HOSTNAME").then(|| h.to_string());
+    let c = from_yaml("t", text, &host("lagwatch-2")).unwrap();
+    assert_eq!((c.shard.index, c.shard.count), (2, 3));
+    let e = from_yaml("t", text, &host("lagwatch-7"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("shard: index 7 is out of range for count 3"),
+        "{e}"
+    );
+    let e = from_yaml("t", text, &host("lagwatch"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("does not end in -ORDINAL"), "{e}");
+}
+
+// ---------------------------------------------------------------------------
+// analysis:
+// ---------------------------------------------------------------------------
+
+fn section(name: &str, yaml: &str) -> Result<Settings, ConfigError> {
+    section_for_tests(name, yaml)
+}
+
+fn section_problems(name: &str, yaml: &str) -> Vec<String> {
+    section(name, yaml)
+        .expect_err("refused")
+        .problems
+        .into_iter()
+        .map(|p| p.path)
+        .collect()
+}
+
+fn group(name: &str) -> crate::model::GroupKey {
+    crate::model::GroupKey {
+        source: crate::model::SourceId::new("k"),
+        scope: None,
+        group: std::sync::Arc::from(name),
+    }
+}
+
+#[test]
+fn an_empty_analysis_section_gives_the_documented_defaults() {
+    let s = section("analysis", "{}").unwrap().analysis;
+    assert_eq!(s.window, std::time::Duration::from_secs(600));
+    assert_eq!(s.min_samples, 3);
+    assert_eq!(s.min_span, std::time::Duration::from_secs(30));
+    assert_eq!(s.max_samples_per_key, 64);
+    assert_eq!(s.expire_after, std::time::Duration::from_secs(900));
+    let t = s.thresholds.for_group(&group("any"));
+    assert_eq!(*t, crate::analysis::Thresholds::default());
+    assert_eq!(t.stop_after_ms, 1_200_000);
+}
+
+#[test]
+fn analysis_problems_are_reported_with_their_dotted_paths() {
+    let paths = section_problems(
+        "analysis",
+        "window: 10m\nmin_samples: 1\nmin_span: 20m\nmax_samples_per_key: 1\nexpire_after: 0s\nthresholds: {stop_after: 1m, error_time_lag: 0s}\ngroups: [{pattern: '(', stop_after: 2m}, {pattern: ''}]\nwindw: 5m",
+    );
+    assert_eq!(
+        paths,
+        vec![
+            "analysis.windw",
+            "analysis.min_samples",
+            "analysis.min_span",
+            "analysis.max_samples_per_key",
+            "analysis.expire_after",
+            "analysis.thresholds.error_time_lag",
+            "analysis.thresholds.stop_after",
+            "analysis.groups[0].pattern",
+            "analysis.groups[0].stop_after",
+            "analysis.groups[1].pattern",
+        ]
+    );
+}
+
+#[test]
+fn the_first_matching_threshold_pattern_wins_and_unset_keys_inherit() {
+    let s = section(
+        "analysis",
+        "thresholds: {allowed_lag: 5, error_lag: 1000}\ngroups:\n  - {pattern: '^pay', allowed_lag: 100}\n  - {pattern: 'pay', allowed_lag: 7, error_lag: 9}",
+    )
+    .unwrap()
+    .analysis;
+    let r = &s.thresholds;
+    // case 1: matches both; the first wins; error_lag inherited from global.
+    let t = r.for_group(&group("payments"));
+    assert_eq!((t.allowed_lag, t.error_lag), (100, Some(1000)));
+    // case 2: matches only the second.
+    let t = r.for_group(&group("repay"));
+    assert_eq!((t.allowed_lag, t.error_lag), (7, Some(9)));
+    // case 3: matches none: global.
+    let t = r.for_group(&group("orders"));
+    assert_eq!((t.allowed_lag, t.error_lag), (5, Some(1000)));
+}
+
+// ---------------------------------------------------------------------------
+// recommend:
+// ---------------------------------------------------------------------------
+
+#[test]
+fn an_empty_recommend_section_gives_the_documented_defaults() {
+    use crate::recommend::{KedaOptions, Mode, OffsetResetPolicy};
+    let s = section("recommend", "{}").unwrap().recommend;
+    let d = s.for_group(&group("any"));
+    assert_eq!(d.mode, Mode::RateAware);
+    assert_eq!((d.min_replicas, d.max_replicas), (1, None));
+    assert_eq!(d.target_drain_time, std::time::Duration::from_secs(600));
+    assert_eq!((d.headroom, d.tolerance), (0.2, 0.1));
+    assert_eq!(d.scale_in_after, std::time::Duration::from_secs(600));
+    assert_eq!(d.scale_in_max_time_lag, std::time::Duration::from_secs(30));
+    assert_eq!(d.learn_after, std::time::Duration::from_secs(300));
+    assert_eq!(d.min_backlog, std::time::Duration::from_secs(30));
+    assert_eq!((d.capacity_per_replica, d.replicas), (None, None));
+    assert_eq!(d.keda, KedaOptions::default());
+    assert_eq!(d.keda.lag_threshold, 10);
+    assert_eq!(d.keda.offset_reset_policy, OffsetResetPolicy::Latest);
+    assert_eq!(
+        (d.keda.min_replica_count, d.keda.max_replica_count),
+        (0, 100)
+    );
+}
+
+#[test]
+fn unknown_recommend_keys_are_refused_at_every_level() {
+    for bad in [
+        "mdoe: keda",
+        "keda: {lagThreshold: 5}",
+        "groups: [{pattern: a, headrom: 1}]",
+        "groups: [{pattern: a, keda: {lag_treshold: 1}}]",
+        "mode: hpa",
+    ] {
+        assert!(section("recommend", bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn recommend_problems_are_reported_once_with_their_dotted_paths() {
+    let paths = section_problems(
+        "recommend",
+        "min_replicas: 5\nmax_replicas: 3\ntarget_drain_time: 0s\nheadroom: -1\ntolerance: 1.5\ncapacity_per_replica: 0\nkeda: {lag_threshold: 0, allow_idle_consumers: true, limit_to_partitions_with_lag: true}\ngroups:\n  - {pattern: '(', max_replicas: 10}\n  - {pattern: 'x', min_replicas: 20, keda: {hpa_tolerance: 2}}",
+    );
+    assert_eq!(
+        paths,
+        vec![
+            "recommend.min_replicas",
+            "recommend.target_drain_time",
+            "recommend.headroom",
+            "recommend.tolerance",
+            "recommend.capacity_per_replica",
+            "recommend.keda.lag_threshold",
+            "recommend.keda.limit_to_partitions_with_lag",
+            // groups[0]: bad regex; its max 10 fixes min 5 > max 3, nothing new.
+            "recommend.groups[0].pattern",
+            // groups[1]: min 20 > inherited max 3 is new; so is its tolerance.
+            "recommend.groups[1].min_replicas",
+            "recommend.groups[1].keda.hpa_tolerance",
+        ]
+    );
+}
+
+#[test]
+fn the_first_matching_recommend_pattern_wins_and_unset_keys_inherit() {
+    use crate::recommend::Mode;
+    let s = section(
+        "recommend",
+        "headroom: 0.5\nkeda: {lag_threshold: 100}\ngroups:\n  - {pattern: '^pay', mode: keda, keda: {activation_lag_threshold: 7}}\n  - {pattern: 'pay', replicas: 3}",
+    )
+    .unwrap()
+    .recommend;
+    // case 1: matches both: the first wins; lag_threshold and headroom inherited.
+    let p = s.for_group(&group("payments"));
+    assert_eq!(p.mode, Mode::Keda);
+    assert_eq!(
+        (p.keda.lag_threshold, p.keda.activation_lag_threshold),
+        (100, 7)
+    );
+    assert_eq!((p.headroom, p.replicas), (0.5, None));
+    // case 2: only the second.
+    let p = s.for_group(&group("repay"));
+    assert_eq!((p.mode, p.replicas), (Mode::RateAware, Some(3)));
+    // case 3: none: the section.
+    let p = s.for_group(&group("orders"));
+    assert_eq!(
+        (p.mode, p.keda.activation_lag_threshold),
+        (Mode::RateAware, 0)
     );
 }

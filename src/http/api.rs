@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use crate::alert::Incident;
 use crate::analysis::{Analysis, GroupAnalysis};
-use crate::engine::{GroupView, PartitionView, Snapshot, SourceView};
 use crate::model::{Millis, Status};
+use crate::snapshot::{GroupView, PartitionView, Snapshot, SourceView};
 
 /// A JSON error answer.
 #[derive(Debug)]
@@ -42,9 +42,7 @@ impl IntoResponse for ApiError {
 }
 
 fn rfc3339(m: Millis) -> String {
-    let t =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(m.0).unwrap_or(0));
-    humantime::format_rfc3339_millis(t).to_string()
+    m.rfc3339()
 }
 
 #[derive(Serialize)]
@@ -223,45 +221,7 @@ pub async fn groups(
             ),
         )
     })?;
-    let status = match &q.status {
-        None => None,
-        Some(s) => Some(
-            Status::ALL
-                .into_iter()
-                .find(|st| st.as_str().eq_ignore_ascii_case(s))
-                .ok_or_else(|| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("unknown status `{s}`; use OK, WARN, REWIND, STALL, STOP or ERR"),
-                    )
-                })?,
-        ),
-    };
-    if let Some(sys) = &q.system {
-        if sys != "kafka" && sys != "jetstream" {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown system `{sys}`; use kafka or jetstream"),
-            ));
-        }
-    }
-    let sort = q.sort.as_deref().unwrap_or("lag_seconds");
-    if !matches!(sort, "lag_seconds" | "lag" | "status" | "name") {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("unknown sort `{sort}`; use lag_seconds, lag, status or name"),
-        ));
-    }
-    let ascending = match q.order.as_deref() {
-        None | Some("desc") => false,
-        Some("asc") => true,
-        Some(o) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("unknown order `{o}`; use asc or desc"),
-            ))
-        }
-    };
+    let wanted = Selection::parse(&q)?;
     let snap = state.latest();
     if let Some(source) = &q.source {
         if !snap.sources.iter().any(|s| s.id.as_str() == source) {
@@ -277,42 +237,101 @@ pub async fn groups(
         .filter(|s| q.source.as_deref().is_none_or(|n| s.id.as_str() == n))
         .filter(|s| q.system.as_deref().is_none_or(|n| s.system.as_str() == n))
         .flat_map(|s| s.groups.iter().map(move |g| (s, g)))
-        .filter(|(_, g)| status.is_none_or(|st| g.analysis.is_some_and(|a| a.status == st)))
-        .collect();
-    let time_key = |g: &GroupView| {
-        g.analysis.map_or(-1.0, |a| {
-            a.time_lag_max
-                .seconds()
-                .or(a.time_lag_max.at_least())
-                .unwrap_or(0.0)
+        .filter(|(_, g)| {
+            wanted
+                .status
+                .is_none_or(|st| g.analysis.is_some_and(|a| a.status == st))
         })
-    };
-    rows.sort_by(|(sa, a), (sb, b)| {
-        let ord = match sort {
-            "lag" => a
-                .analysis
-                .map(|x| x.lag_sum)
-                .cmp(&b.analysis.map(|x| x.lag_sum)),
-            "status" => a
-                .analysis
-                .map(|x| x.status)
-                .cmp(&b.analysis.map(|x| x.status)),
-            "name" => (sa.id.as_str(), &a.key.group).cmp(&(sb.id.as_str(), &b.key.group)),
-            _ => time_key(a).total_cmp(&time_key(b)),
-        };
-        if ascending || sort == "name" {
-            ord
-        } else {
-            ord.reverse()
-        }
-    });
-    let limit = q.limit.unwrap_or(usize::MAX);
+        .collect();
+    wanted.sort(&mut rows);
     let list: Vec<GroupJson> = rows
         .into_iter()
-        .take(limit)
+        .take(q.limit.unwrap_or(usize::MAX))
         .map(|(s, g)| group_json(s, g, &snap.incidents))
         .collect();
     Ok(Json(serde_json::json!({ "at": rfc3339(snap.at), "groups": list })).into_response())
+}
+
+/// The checked parameters of `/api/v1/groups` that need more than a string compare.
+struct Selection<'q> {
+    status: Option<Status>,
+    sort: &'q str,
+    ascending: bool,
+}
+
+impl<'q> Selection<'q> {
+    fn parse(q: &'q GroupsQuery) -> Result<Selection<'q>, ApiError> {
+        let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+        let status = match &q.status {
+            None => None,
+            Some(s) => Some(
+                Status::ALL
+                    .into_iter()
+                    .find(|st| st.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "unknown status `{s}`; use OK, WARN, REWIND, STALL, STOP or ERR"
+                        ))
+                    })?,
+            ),
+        };
+        if let Some(sys) = q
+            .system
+            .as_deref()
+            .filter(|s| !matches!(*s, "kafka" | "jetstream"))
+        {
+            return Err(bad(format!(
+                "unknown system `{sys}`; use kafka or jetstream"
+            )));
+        }
+        let sort = q.sort.as_deref().unwrap_or("lag_seconds");
+        if !matches!(sort, "lag_seconds" | "lag" | "status" | "name") {
+            return Err(bad(format!(
+                "unknown sort `{sort}`; use lag_seconds, lag, status or name"
+            )));
+        }
+        let ascending = match q.order.as_deref() {
+            None | Some("desc") => false,
+            Some("asc") => true,
+            Some(o) => return Err(bad(format!("unknown order `{o}`; use asc or desc"))),
+        };
+        Ok(Selection {
+            status,
+            sort,
+            ascending,
+        })
+    }
+
+    /// Worst first unless ascending was asked for; names always A to Z.
+    fn sort(&self, rows: &mut [(&SourceView, &GroupView)]) {
+        let time_key = |g: &GroupView| {
+            g.analysis.map_or(-1.0, |a| {
+                a.time_lag_max
+                    .seconds()
+                    .or(a.time_lag_max.at_least())
+                    .unwrap_or(0.0)
+            })
+        };
+        rows.sort_by(|(sa, a), (sb, b)| {
+            let ord = match self.sort {
+                "lag" => a
+                    .analysis
+                    .map(|x| x.lag_sum)
+                    .cmp(&b.analysis.map(|x| x.lag_sum)),
+                "status" => a
+                    .analysis
+                    .map(|x| x.status)
+                    .cmp(&b.analysis.map(|x| x.status)),
+                "name" => (sa.id.as_str(), &a.key.group).cmp(&(sb.id.as_str(), &b.key.group)),
+                _ => time_key(a).total_cmp(&time_key(b)),
+            };
+            if self.ascending || self.sort == "name" {
+                ord
+            } else {
+                ord.reverse()
+            }
+        });
+    }
 }
 
 #[derive(Serialize)]

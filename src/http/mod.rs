@@ -15,7 +15,11 @@ use axum::routing::{any, get};
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::engine::Snapshot;
+use axum::body::{Body, Bytes};
+use prometheus::Registry;
+
+use crate::export::encode_registry;
+use crate::snapshot::Snapshot;
 
 /// Shared, read-only state of every handler.
 #[derive(Clone)]
@@ -23,6 +27,9 @@ pub struct AppState {
     pub snapshots: watch::Receiver<Arc<Snapshot>>,
     /// Bearer token the API requires; None: open.
     pub api_token: Option<Arc<str>>,
+    /// Metrics of other owners (the notifier), gathered at each scrape and
+    /// appended to the snapshot's pre-rendered body.
+    pub live_metrics: Vec<Registry>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -98,28 +105,44 @@ async fn require_token(
 /// Content type of the Prometheus text exposition format 0.0.4.
 const PROM_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The snapshot's body (rendered once per poll) followed by the live metrics,
+/// as a stream of pieces so the large body is never copied; gzip as one member
+/// whose large part was compressed once per snapshot.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let snap = state.latest();
-    if accepts_gzip(&headers) {
-        (
-            [
-                (header::CONTENT_TYPE, PROM_TEXT),
-                (header::CONTENT_ENCODING, "gzip"),
-                (header::VARY, "accept-encoding"),
-            ],
-            snap.metrics_gzip(),
-        )
-            .into_response()
-    } else {
-        (
-            [
-                (header::CONTENT_TYPE, PROM_TEXT),
-                (header::VARY, "accept-encoding"),
-            ],
-            snap.metrics_text.clone(),
-        )
-            .into_response()
+    let mut live = String::new();
+    for r in &state.live_metrics {
+        encode_registry(r, &mut live);
     }
+    let (pieces, gzip): (Vec<Bytes>, bool) = if accepts_gzip(&headers) {
+        (
+            snap.metrics_gzip().with_tail(live.as_bytes()).to_vec(),
+            true,
+        )
+    } else {
+        (vec![snap.metrics_text.clone(), Bytes::from(live)], false)
+    };
+    let length: usize = pieces.iter().map(Bytes::len).sum();
+    let body = Body::from_stream(futures::stream::iter(
+        pieces.into_iter().map(Ok::<_, std::convert::Infallible>),
+    ));
+    let mut response = (
+        [
+            (header::CONTENT_TYPE, PROM_TEXT),
+            (header::VARY, "accept-encoding"),
+        ],
+        body,
+    )
+        .into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(length));
+    if gzip {
+        h.insert(
+            header::CONTENT_ENCODING,
+            header::HeaderValue::from_static("gzip"),
+        );
+    }
+    response
 }
 
 /// Whether the client listed gzip in Accept-Encoding (without `q=0`).

@@ -19,11 +19,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::analysis::{Analysis, GroupAnalysis};
-use crate::engine::{GroupView, PartitionView};
 use crate::model::{GroupKey, JetstreamParts, Millis, Sample, System};
 
 pub use keda::{hpa_replicas, keda_jetstream, keda_kafka, KedaOptions, OffsetResetPolicy};
-pub use settings::{Mode, Resolved, Resolver, Settings};
+pub use settings::{Mode, Resolved, Resolver};
 pub use state::{Capacity, Hysteresis, RecommendState};
 
 /// Why the recommendation is what it is. A bounded set: the `reason` label.
@@ -130,19 +129,6 @@ impl PartitionInput {
             jetstream: sample.jetstream.as_deref().cloned(),
         }
     }
-    pub fn from_view(v: &PartitionView) -> Self {
-        Self::new(&v.sample, &v.analysis)
-    }
-}
-
-/// The partitions of one engine group view, as inputs.
-pub fn partition_inputs(group: &GroupView, parts: &[PartitionView]) -> Vec<PartitionInput> {
-    group
-        .partitions
-        .iter()
-        .filter_map(|&i| parts.get(i))
-        .map(PartitionInput::from_view)
-        .collect()
 }
 
 /// Everything one recommendation looks at. The group's own history is not
@@ -256,9 +242,14 @@ fn ceil_replicas(x: f64) -> u32 {
     }
 }
 
+/// A duration as people write it (`10m`, `1h 30m`).
+fn human(d: std::time::Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(d)
+}
+
 /// What the replicas have to do, in words.
 fn task(produce: f64, lag: u64, s: &Resolved) -> String {
-    let drain = s.target_drain_time;
+    let drain = human(s.target_drain_time);
     match (lag > 0, produce > 0.0) {
         (true, true) => format!(
             "keep up with {} and drain {} messages within {drain}",
@@ -270,6 +261,9 @@ fn task(produce: f64, lag: u64, s: &Resolved) -> String {
     }
 }
 
+/// Rate-aware mode: the cases that give no sized advice first (ack-pending
+/// limit, not enough data, idle, capacity unknown), then the sizing decision,
+/// then its explanation.
 fn rate_aware(
     input: &Input,
     state: &mut RecommendState,
@@ -278,27 +272,13 @@ fn rate_aware(
     mut rec: Recommendation,
 ) -> Recommendation {
     let g = input.group;
-    let current = rec.current;
     let js = match input.system {
         System::Jetstream => input.partitions.first().and_then(|p| p.jetstream.as_ref()),
         System::Kafka => None,
     };
-
-    // A consumer at max_ack_pending with messages waiting: in-flight is the
-    // limit, and it is per consumer, not per replica.
     if let Some(j) = js.filter(|j| ack_limited(j) && j.num_pending > 0) {
-        rec.recommended = current.or(state.hysteresis.emitted());
-        rec.reason = Reason::AckPendingLimited;
-        rec.message = format!(
-            "num_ack_pending {} has reached max_ack_pending {} with {} messages waiting: \
-             more consumers will not help; raise max_ack_pending (or ack faster)",
-            count(j.num_ack_pending),
-            count(u64::try_from(j.max_ack_pending).unwrap_or(0)),
-            count(j.num_pending)
-        );
-        return rec;
+        return ack_pending_limited(j, state, rec);
     }
-
     let (Some(produce), Some(growth)) = (g.produce_rate, g.lag_growth) else {
         rec.message = "not enough data: rates need more samples in the analysis window \
                        (analysis.min_samples over analysis.min_span)"
@@ -308,159 +288,254 @@ fn rate_aware(
     let produce = produce.max(0.0);
     let lag = g.lag_sum;
     let calm = calm(g, s);
-    let tolerance = s.tolerance;
-
     if lag == 0 && produce == 0.0 {
-        let d = state.hysteresis.step(
-            s.min_replicas,
-            current,
-            calm,
-            now,
-            s.scale_in_after_ms(),
-            tolerance,
-        );
-        rec.recommended = Some(d.replicas);
-        rec.reason = Reason::Idle;
-        rec.message = format!(
-            "idle: nothing produced and nothing behind; {} is the floor (min_replicas){}",
-            consumers(s.min_replicas),
-            pending_note(&d, now, s)
-        );
-        return rec;
+        return idle(state, now, s, calm, rec);
     }
-
     let push_single = js.is_some_and(|j| j.push && j.deliver_group.is_none());
     let Some(cap) = rec.per_replica_capacity else {
-        if push_single && lag > 0 && growth > 0.0 {
-            state.hysteresis.force(1);
-            rec.recommended = Some(1);
-            rec.reason = Reason::PushWithoutDeliverGroup;
-            rec.message = format!(
-                "falling behind ({} messages, growing {}), but a push consumer without a \
-                 deliver group delivers to one subscriber: recreate it with a deliver group, \
-                 or as a pull consumer, to scale out",
-                count(lag),
-                rate(growth)
-            );
-            return rec;
-        }
-        rec.message = match current {
-            None => "not enough data: how many consumers this consumer has is unknown \
-                     (a pull consumer, or a push consumer with a deliver group); set \
-                     recommend.replicas for it, or recommend.capacity_per_replica"
-                .into(),
-            Some(_) => format!(
-                "not enough data: per-consumer capacity is learned while every partition \
-                 is behind (at least {} of backlog) for {}, and that has not happened yet; \
-                 or set recommend.capacity_per_replica",
-                s.min_backlog, s.learn_after
-            ),
-        };
-        return rec;
+        return capacity_unknown(push_single, lag, growth, state, s, rec);
     };
-
-    let factor = 1.0 + s.headroom;
-    let demand = produce + lag as f64 / s.target_drain_secs();
-    let needed = ceil_replicas(demand / cap * factor).max(s.min_replicas);
-    let keep_up = ceil_replicas(produce / cap * factor);
-    let what = task(produce, lag, s);
-    let at = format!(
-        "at {} per consumer (+{}% headroom)",
-        rate(cap),
-        (s.headroom * 100.0).round()
-    );
-
-    if push_single && needed > 1 {
+    let sizing = Sizing::new(produce, lag, cap, rec.partitions, s);
+    if push_single && sizing.needed > 1 {
         state.hysteresis.force(1);
         rec.recommended = Some(1);
         rec.reason = Reason::PushWithoutDeliverGroup;
         rec.message = format!(
-            "needs {} to {what} {at}, but a push consumer without a deliver group delivers \
+            "needs {} to {} {}, but a push consumer without a deliver group delivers \
              to one subscriber: recreate it with a deliver group, or as a pull consumer, \
              to scale out",
-            consumers(needed)
+            consumers(sizing.needed),
+            sizing.task,
+            sizing.at
         );
         return rec;
     }
+    let d = state.hysteresis.step(
+        sizing.raw,
+        rec.current,
+        calm,
+        now,
+        s.scale_in_after_ms(),
+        s.tolerance,
+    );
+    rec.recommended = Some(d.replicas);
+    rec.reason = sizing.reason(&d, rec.current);
+    rec.message = sizing.explain(rec.reason, &d, rec.current, input.partitions, now, s);
+    rec
+}
 
-    // The most replicas that can work: the partitions (Kafka), then max_replicas.
-    let mut limit = u32::MAX;
-    let mut bound = None;
-    if let Some(p) = rec.partitions.filter(|&p| needed > p) {
-        limit = p;
-        bound = Some(Reason::PartitionBound);
+/// A consumer at max_ack_pending with messages waiting: in-flight is the limit,
+/// and it is per consumer, not per replica.
+fn ack_pending_limited(
+    j: &JetstreamParts,
+    state: &RecommendState,
+    mut rec: Recommendation,
+) -> Recommendation {
+    rec.recommended = rec.current.or(state.hysteresis.emitted());
+    rec.reason = Reason::AckPendingLimited;
+    rec.message = format!(
+        "num_ack_pending {} has reached max_ack_pending {} with {} messages waiting: \
+         more consumers will not help; raise max_ack_pending (or ack faster)",
+        count(j.num_ack_pending),
+        count(u64::try_from(j.max_ack_pending).unwrap_or(0)),
+        count(j.num_pending)
+    );
+    rec
+}
+
+/// Nothing produced and nothing behind: the floor.
+fn idle(
+    state: &mut RecommendState,
+    now: Millis,
+    s: &Resolved,
+    calm: bool,
+    mut rec: Recommendation,
+) -> Recommendation {
+    let d = state.hysteresis.step(
+        s.min_replicas,
+        rec.current,
+        calm,
+        now,
+        s.scale_in_after_ms(),
+        s.tolerance,
+    );
+    rec.recommended = Some(d.replicas);
+    rec.reason = Reason::Idle;
+    rec.message = format!(
+        "idle: nothing produced and nothing behind; {} is the floor (min_replicas){}",
+        consumers(s.min_replicas),
+        pending_note(&d, now, s)
+    );
+    rec
+}
+
+/// No per-replica capacity yet: no number, except for a push consumer without a
+/// deliver group, which can only ever have one.
+fn capacity_unknown(
+    push_single: bool,
+    lag: u64,
+    growth: f64,
+    state: &mut RecommendState,
+    s: &Resolved,
+    mut rec: Recommendation,
+) -> Recommendation {
+    if push_single && lag > 0 && growth > 0.0 {
+        state.hysteresis.force(1);
+        rec.recommended = Some(1);
+        rec.reason = Reason::PushWithoutDeliverGroup;
+        rec.message = format!(
+            "falling behind ({} messages, growing {}), but a push consumer without a \
+             deliver group delivers to one subscriber: recreate it with a deliver group, \
+             or as a pull consumer, to scale out",
+            count(lag),
+            rate(growth)
+        );
+        return rec;
     }
-    if let Some(m) = s.max_replicas.filter(|&m| needed > m && m < limit) {
-        limit = m;
-        bound = Some(Reason::MaxReplicasBound);
-    }
-    let raw = needed.min(limit);
-    let d = state
-        .hysteresis
-        .step(raw, current, calm, now, s.scale_in_after_ms(), tolerance);
-    let n = d.replicas;
-    rec.recommended = Some(n);
-    let base = current.or(d.previous);
-    rec.reason = match (bound, base) {
-        (Some(b), _) if n == raw => b,
-        (_, Some(b)) if n > b && keep_up > b => Reason::ScaleOutToKeepUp,
-        (_, Some(b)) if n > b => Reason::ScaleOutToDrain,
-        (_, Some(b)) if n < b => Reason::ScaleInSafe,
-        _ => Reason::KeepsUp,
-    };
-    rec.message = match rec.reason {
-        Reason::PartitionBound => {
-            let p = rec.partitions.unwrap_or(0);
-            let topics = distinct_topics(input.partitions);
-            let has = if topics == 1 {
-                "the topic has".to_string()
-            } else {
-                format!("its {topics} topics have")
-            };
-            let add = needed - p;
-            format!(
-                "needs {} to {what} {at}; {has} {p} partitions: add at least {add} partition{}",
-                consumers(needed),
-                if add == 1 { "" } else { "s" }
-            )
-        }
-        Reason::MaxReplicasBound => format!(
-            "needs {} to {what} {at}; capped at max_replicas {limit}",
-            consumers(needed)
+    rec.message = match rec.current {
+        None => "not enough data: how many consumers this consumer has is unknown \
+                 (a pull consumer, or a push consumer with a deliver group); set \
+                 recommend.replicas for it, or recommend.capacity_per_replica"
+            .into(),
+        Some(_) => format!(
+            "not enough data: per-consumer capacity is learned while every partition \
+             is behind (at least {} of backlog) for {}, and that has not happened yet; \
+             or set recommend.capacity_per_replica",
+            human(s.min_backlog),
+            human(s.learn_after)
         ),
-        Reason::ScaleOutToKeepUp | Reason::ScaleOutToDrain => {
-            let running = current.map_or(String::new(), |c| {
-                format!("; {c} running: add {}", n.saturating_sub(c))
-            });
-            format!("needs {} to {what} {at}{running}", consumers(n))
-        }
-        Reason::ScaleInSafe => {
-            let running = current.filter(|&c| c > n).map_or(String::new(), |c| {
-                format!("; {c} running: remove {}", c - n)
-            });
-            format!(
-                "{} enough to {what} {at}, and lag has stayed near zero for {}{running}",
-                are(n),
-                s.scale_in_after
-            )
-        }
-        _ => {
-            let ignored = if d.within_tolerance {
-                format!(
-                    "; {raw} would be within the {}% tolerance, so it is ignored",
-                    (tolerance * 100.0).round()
-                )
-            } else {
-                String::new()
-            };
-            format!(
-                "{} right to {what} {at}{ignored}{}",
-                are(n),
-                pending_note(&d, now, s)
-            )
-        }
     };
     rec
+}
+
+/// How many replicas the rates ask for, and what bounds that.
+struct Sizing {
+    /// Replicas to keep up and drain within the target, with headroom.
+    needed: u32,
+    /// Replicas to keep up with production alone.
+    keep_up: u32,
+    /// The most replicas that can work (partitions, then max_replicas).
+    limit: u32,
+    bound: Option<Reason>,
+    /// `needed` within `limit`: what the hysteresis is given.
+    raw: u32,
+    partitions: Option<u32>,
+    /// "keep up with 40 msg/s and drain 1,000 messages within 10m".
+    task: String,
+    /// "at 12 msg/s per consumer (+20% headroom)".
+    at: String,
+}
+
+impl Sizing {
+    fn new(produce: f64, lag: u64, cap: f64, partitions: Option<u32>, s: &Resolved) -> Sizing {
+        let factor = 1.0 + s.headroom;
+        let demand = produce + lag as f64 / s.target_drain_secs();
+        let needed = ceil_replicas(demand / cap * factor).max(s.min_replicas);
+        let keep_up = ceil_replicas(produce / cap * factor);
+        let mut limit = u32::MAX;
+        let mut bound = None;
+        if let Some(p) = partitions.filter(|&p| needed > p) {
+            limit = p;
+            bound = Some(Reason::PartitionBound);
+        }
+        if let Some(m) = s.max_replicas.filter(|&m| needed > m && m < limit) {
+            limit = m;
+            bound = Some(Reason::MaxReplicasBound);
+        }
+        Sizing {
+            needed,
+            keep_up,
+            limit,
+            bound,
+            raw: needed.min(limit),
+            partitions,
+            task: task(produce, lag, s),
+            at: format!(
+                "at {} per consumer (+{}% headroom)",
+                rate(cap),
+                (s.headroom * 100.0).round()
+            ),
+        }
+    }
+
+    /// The reason for the advice `d` the hysteresis settled on.
+    fn reason(&self, d: &state::Decision, current: Option<u32>) -> Reason {
+        let n = d.replicas;
+        match (self.bound, current.or(d.previous)) {
+            (Some(b), _) if n == self.raw => b,
+            (_, Some(b)) if n > b && self.keep_up > b => Reason::ScaleOutToKeepUp,
+            (_, Some(b)) if n > b => Reason::ScaleOutToDrain,
+            (_, Some(b)) if n < b => Reason::ScaleInSafe,
+            _ => Reason::KeepsUp,
+        }
+    }
+
+    /// The sentence for `reason`, with the numbers that led to it.
+    fn explain(
+        &self,
+        reason: Reason,
+        d: &state::Decision,
+        current: Option<u32>,
+        parts: &[PartitionInput],
+        now: Millis,
+        s: &Resolved,
+    ) -> String {
+        let (n, what, at) = (d.replicas, &self.task, &self.at);
+        match reason {
+            Reason::PartitionBound => {
+                let p = self.partitions.unwrap_or(0);
+                let topics = distinct_topics(parts);
+                let has = if topics == 1 {
+                    "the topic has".to_string()
+                } else {
+                    format!("its {topics} topics have")
+                };
+                let add = self.needed - p;
+                format!(
+                    "needs {} to {what} {at}; {has} {p} partitions: add at least {add} partition{}",
+                    consumers(self.needed),
+                    if add == 1 { "" } else { "s" }
+                )
+            }
+            Reason::MaxReplicasBound => format!(
+                "needs {} to {what} {at}; capped at max_replicas {}",
+                consumers(self.needed),
+                self.limit
+            ),
+            Reason::ScaleOutToKeepUp | Reason::ScaleOutToDrain => {
+                let running = current.map_or(String::new(), |c| {
+                    format!("; {c} running: add {}", n.saturating_sub(c))
+                });
+                format!("needs {} to {what} {at}{running}", consumers(n))
+            }
+            Reason::ScaleInSafe => {
+                let running = current.filter(|&c| c > n).map_or(String::new(), |c| {
+                    format!("; {c} running: remove {}", c - n)
+                });
+                format!(
+                    "{} enough to {what} {at}, and lag has stayed near zero for {}{running}",
+                    are(n),
+                    human(s.scale_in_after)
+                )
+            }
+            _ => {
+                let ignored = if d.within_tolerance {
+                    format!(
+                        "; {} would be within the {}% tolerance, so it is ignored",
+                        self.raw,
+                        (s.tolerance * 100.0).round()
+                    )
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} right to {what} {at}{ignored}{}",
+                    are(n),
+                    pending_note(d, now, s)
+                )
+            }
+        }
+    }
 }
 
 /// "; 3 would do once lag has stayed near zero for 10m (4m so far)".
@@ -471,18 +546,21 @@ fn pending_note(d: &state::Decision, now: Millis, s: &Resolved) -> String {
     let so_far = match p.since {
         Some(t) => format!(
             " ({} so far)",
-            crate::config::Seconds::from_secs(
+            human(std::time::Duration::from_secs(
                 u64::try_from(now.0.saturating_sub(t.0) / 1000).unwrap_or(0)
-            )
+            ))
         ),
         None => String::new(),
     };
     format!(
         "; {} would do once lag has stayed near zero for {}{so_far}",
-        p.to, s.scale_in_after
+        p.to,
+        human(s.scale_in_after)
     )
 }
 
+/// KEDA parity mode: the metric KEDA's scaler would export, the HPA's count
+/// for it, then the sentence.
 fn keda_mode(
     input: &Input,
     state: &mut RecommendState,
@@ -490,8 +568,25 @@ fn keda_mode(
     mut rec: Recommendation,
 ) -> Recommendation {
     let o = &s.keda;
-    let t = o.lag_threshold.max(1);
-    let (metric, active, why_capped) = match input.system {
+    let m = keda_metric(input, state, o);
+    rec.keda_metric = Some(m.metric);
+    let h = hpa_replicas(m.metric, m.active, rec.current, o);
+    rec.recommended = Some(h.replicas);
+    state.hysteresis.force(h.replicas);
+    (rec.reason, rec.message) = keda_explain(&m, &h, rec.partitions, o);
+    rec
+}
+
+/// What KEDA's scaler reports for this group.
+struct KedaMetric {
+    metric: i64,
+    active: bool,
+    /// Kafka: why the metric was capped, and the lag before the cap.
+    capped: Option<(String, i64)>,
+}
+
+fn keda_metric(input: &Input, state: &mut RecommendState, o: &KedaOptions) -> KedaMetric {
+    match input.system {
         System::Kafka => {
             let k = keda_kafka(input.partitions, o, &mut state.keda_previous);
             let why = k.capped.then(|| {
@@ -505,7 +600,11 @@ fn keda_mode(
                 }
             });
             let lag = if k.capped { k.total_lag } else { k.metric };
-            (k.metric, k.active, why.map(|w| (w, lag)))
+            KedaMetric {
+                metric: k.metric,
+                active: k.active,
+                capped: why.map(|w| (w, lag)),
+            }
         }
         System::Jetstream => {
             let p = input.partitions.first();
@@ -514,24 +613,35 @@ fn keda_mode(
                 p.map_or(0, |p| p.head.saturating_sub(1)),
                 o,
             );
-            (j.metric, j.active, None)
+            KedaMetric {
+                metric: j.metric,
+                active: j.active,
+                capped: None,
+            }
         }
-    };
-    rec.keda_metric = Some(metric);
-    let h = hpa_replicas(metric, active, rec.current, o);
-    rec.recommended = Some(h.replicas);
-    state.hysteresis.force(h.replicas);
-    let (reason, message) = if h.scaled_to_zero {
-        (
+    }
+}
+
+fn keda_explain(
+    m: &KedaMetric,
+    h: &keda::HpaOutcome,
+    partitions: Option<u32>,
+    o: &KedaOptions,
+) -> (Reason, String) {
+    let t = o.lag_threshold.max(1);
+    let metric = m.metric;
+    if h.scaled_to_zero {
+        return (
             Reason::KedaInactive,
             format!(
                 "KEDA: lag {} is not above activationLagThreshold {}: inactive, scaled to 0",
                 signed(metric),
                 o.activation_lag_threshold
             ),
-        )
-    } else if h.max_bound {
-        (
+        );
+    }
+    if h.max_bound {
+        return (
             Reason::MaxReplicasBound,
             format!(
                 "KEDA: ceil({} / lagThreshold {t}) = {}, capped at maxReplicaCount {}",
@@ -539,49 +649,46 @@ fn keda_mode(
                 h.desired,
                 o.max_replica_count
             ),
-        )
-    } else if let Some((why, lag)) = why_capped {
-        (
+        );
+    }
+    if let Some((why, lag)) = &m.capped {
+        return (
             Reason::PartitionBound,
             format!(
                 "KEDA: lag {} / lagThreshold {t} would ask {}; capped at {why}: {}",
-                signed(lag),
-                ceil_replicas(lag as f64 / t as f64),
+                signed(*lag),
+                ceil_replicas(*lag as f64 / t as f64),
                 consumers(h.replicas)
             ),
-        )
-    } else {
-        let mut m = format!(
-            "KEDA: ceil({} / lagThreshold {t}) = {}",
-            signed(metric),
-            h.desired
         );
-        if let Some(p) = rec.partitions.filter(|&p| h.desired > p) {
-            // getTotalLag caps only from (partitions + 1) x threshold on
-            // (integer division), so the HPA can ask one more than partitions.
-            m.push_str(&format!(
-                " for {p} partitions (KEDA's cap uses integer division)"
-            ));
-        }
-        if h.held_by_tolerance {
-            m.push_str(&format!(
-                "; the HPA keeps {}: within its {}% tolerance",
-                h.replicas,
-                (o.hpa_tolerance * 100.0).round()
-            ));
-        } else if h.replicas != h.desired {
-            m.push_str(&format!(
-                "; {} within minReplicaCount {} / maxReplicaCount {}",
-                h.replicas,
-                o.min_replica_count.max(1),
-                o.max_replica_count
-            ));
-        }
-        (Reason::KedaLag, m)
-    };
-    rec.reason = reason;
-    rec.message = message;
-    rec
+    }
+    let mut msg = format!(
+        "KEDA: ceil({} / lagThreshold {t}) = {}",
+        signed(metric),
+        h.desired
+    );
+    if let Some(p) = partitions.filter(|&p| h.desired > p) {
+        // getTotalLag caps only from (partitions + 1) x threshold on
+        // (integer division), so the HPA can ask one more than partitions.
+        msg.push_str(&format!(
+            " for {p} partitions (KEDA's cap uses integer division)"
+        ));
+    }
+    if h.held_by_tolerance {
+        msg.push_str(&format!(
+            "; the HPA keeps {}: within its {}% tolerance",
+            h.replicas,
+            (o.hpa_tolerance * 100.0).round()
+        ));
+    } else if h.replicas != h.desired {
+        msg.push_str(&format!(
+            "; {} within minReplicaCount {} / maxReplicaCount {}",
+            h.replicas,
+            o.min_replica_count.max(1),
+            o.max_replica_count
+        ));
+    }
+    (Reason::KedaLag, msg)
 }
 
 fn distinct_topics(parts: &[PartitionInput]) -> usize {

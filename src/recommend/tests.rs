@@ -97,9 +97,11 @@ fn analysis(
 }
 
 fn settings(yaml: &str) -> Resolved {
-    let s: Settings = serde_yaml::from_str(yaml).unwrap();
-    assert!(s.validate("recommend").is_empty(), "{yaml}");
-    s.resolver().for_group(&key()).clone()
+    crate::config::section_for_tests("recommend", yaml)
+        .unwrap_or_else(|e| panic!("{yaml}: {e}"))
+        .recommend
+        .for_group(&key())
+        .clone()
 }
 
 struct Case {

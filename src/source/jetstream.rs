@@ -21,9 +21,8 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::filter::{NameFilter, Shard};
 use super::Poller;
-use crate::config::{EphemeralPolicy, JetstreamConfig, Timing};
+use crate::config::{EphemeralPolicy, JetstreamSettings, NatsAuth, Shard, Timing};
 use crate::model::{
     ErrorKind, GroupInfo, GroupKey, JetstreamParts, PollData, PollFailure, Sample, SourceId,
     StreamState,
@@ -37,11 +36,8 @@ const CONCURRENT_LISTS: usize = 16;
 
 pub struct JetstreamPoller {
     id: SourceId,
-    config: JetstreamConfig,
+    config: JetstreamSettings,
     timing: Timing,
-    prefix: String,
-    streams: NameFilter,
-    consumers: NameFilter,
     shard: Shard,
     client: Option<async_nats::Client>,
 }
@@ -51,21 +47,17 @@ impl std::fmt::Debug for JetstreamPoller {
         // The config holds credentials: never print it.
         f.debug_struct("JetstreamPoller")
             .field("id", &self.id)
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.config.api_prefix)
             .finish_non_exhaustive()
     }
 }
 
 impl JetstreamPoller {
-    pub fn new(id: SourceId, config: JetstreamConfig, timing: Timing) -> Self {
-        let prefix = api_prefix(&config);
+    pub fn new(id: SourceId, config: JetstreamSettings, timing: Timing) -> Self {
         Self {
             id,
-            streams: NameFilter::new(&config.stream_filter),
-            consumers: NameFilter::new(&config.consumer_filter),
             config,
             timing,
-            prefix,
             shard: Shard::ALL,
             client: None,
         }
@@ -90,29 +82,27 @@ impl JetstreamPoller {
             return Ok(c.clone());
         }
         let mut opts = async_nats::ConnectOptions::new();
-        let a = &self.config.auth;
-        if let Some(path) = &a.credentials_file {
-            opts = opts.credentials_file(path).await.map_err(|e| PollFailure {
-                kind: ErrorKind::Auth,
-                message: format!("cannot read credentials file {path}: {e}"),
-            })?;
-        }
-        if let (Some(u), Some(p)) = (&a.user, &a.password) {
-            opts = opts.user_and_password(u.clone(), p.clone());
-        }
-        if let Some(t) = &a.token {
-            opts = opts.token(t.clone());
-        }
-        if let Some(seed) = &a.nkey_seed {
-            opts = opts.nkey(seed.clone());
+        match &self.config.auth {
+            NatsAuth::None => {}
+            NatsAuth::UserPassword { user, password } => {
+                opts = opts.user_and_password(user.clone(), password.clone());
+            }
+            NatsAuth::Token(t) => opts = opts.token(t.clone()),
+            NatsAuth::NkeySeed(seed) => opts = opts.nkey(seed.clone()),
+            NatsAuth::CredentialsFile(path) => {
+                opts = opts.credentials_file(path).await.map_err(|e| PollFailure {
+                    kind: ErrorKind::Auth,
+                    message: format!("cannot read credentials file {}: {e}", path.display()),
+                })?;
+            }
         }
         if let Some(tls) = &self.config.tls {
             opts = opts.require_tls(true);
             if let Some(ca) = &tls.ca_file {
-                opts = opts.add_root_certificates(ca.into());
+                opts = opts.add_root_certificates(ca.clone());
             }
-            if let (Some(c), Some(k)) = (&tls.cert_file, &tls.key_file) {
-                opts = opts.add_client_certificate(c.into(), k.into());
+            if let Some((cert, key)) = &tls.client {
+                opts = opts.add_client_certificate(cert.clone(), key.clone());
             }
         }
         let id = self.id.clone();
@@ -237,7 +227,7 @@ impl Poller for JetstreamPoller {
             });
         }
         let mut data = PollData::default();
-        let stream_subject = format!("{}.STREAM.LIST", self.prefix);
+        let stream_subject = format!("{}.STREAM.LIST", self.config.api_prefix);
         let (streams, missing_streams) = self
             .list_all(&client, &stream_subject, "streams", ErrorKind::StreamInfo)
             .await?;
@@ -249,7 +239,7 @@ impl Poller for JetstreamPoller {
         let mut decoded = Vec::new();
         for raw in streams {
             match serde_json::from_value::<StreamInfo>(raw) {
-                Ok(s) if self.streams.allows(&s.config.name) => decoded.push(s),
+                Ok(s) if self.config.stream_filter.allows(&s.config.name) => decoded.push(s),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::debug!(source = %self.id, error = %e, "stream info skipped: cannot decode");
@@ -262,7 +252,10 @@ impl Poller for JetstreamPoller {
         let decoded = &decoded;
         let lists: Vec<_> = stream::iter(0..decoded.len())
             .map(|i| async move {
-                let subject = format!("{}.CONSUMER.LIST.{}", this.prefix, decoded[i].config.name);
+                let subject = format!(
+                    "{}.CONSUMER.LIST.{}",
+                    this.config.api_prefix, decoded[i].config.name
+                );
                 (
                     i,
                     this.list_all(client, &subject, "consumers", ErrorKind::ConsumerInfo)
@@ -309,7 +302,7 @@ impl JetstreamPoller {
             group: Arc::from(consumer),
         };
         for m in missing {
-            if self.consumers.allows(&m) && self.owns_consumer(name, &m) {
+            if self.config.consumer_filter.allows(&m) && self.owns_consumer(name, &m) {
                 data.partial_errors.push((ErrorKind::ConsumerInfo, 1));
                 data.groups
                     .push(GroupInfo::new(key(&m), Some("missing".into()), None));
@@ -326,7 +319,7 @@ impl JetstreamPoller {
                 }
             };
             let is_ephemeral = c.config.durable_name.as_deref().unwrap_or("").is_empty();
-            if !is_ephemeral && !self.consumers.allows(&c.name) {
+            if !is_ephemeral && !self.config.consumer_filter.allows(&c.name) {
                 continue;
             }
             let owner = if is_ephemeral && self.config.ephemeral == EphemeralPolicy::Aggregate {
@@ -401,15 +394,6 @@ fn merge(mut acc: Sample, s: &Sample) -> Sample {
         a.push_bound |= b.push_bound;
     }
     acc
-}
-
-/// `$JS.API`, `$JS.<domain>.API`, or the configured prefix (trailing dot trimmed).
-fn api_prefix(c: &JetstreamConfig) -> String {
-    match (&c.domain, &c.api_prefix) {
-        (Some(d), _) => format!("$JS.{d}.API"),
-        (None, Some(p)) => p.trim_end_matches('.').to_string(),
-        (None, None) => "$JS.API".to_string(),
-    }
 }
 
 // ---- tolerant wire shapes: every field defaulted, unknown fields ignored ----
@@ -630,17 +614,6 @@ mod tests {
             let s = consumer.sample(key.clone(), &stream(messages, first, last));
             assert_eq!((s.head, s.low), (head, Some(low)), "case {case}");
         }
-    }
-
-    #[test]
-    fn the_api_prefix_follows_domain_or_prefix() {
-        let mut c: JetstreamConfig = serde_yaml::from_str("servers: [\"nats://x:4222\"]").unwrap();
-        assert_eq!(api_prefix(&c), "$JS.API");
-        c.domain = Some("hub".into());
-        assert_eq!(api_prefix(&c), "$JS.hub.API");
-        c.domain = None;
-        c.api_prefix = Some("$JS.acc.API.".into());
-        assert_eq!(api_prefix(&c), "$JS.acc.API");
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! source polls on its own interval (polls of one source never overlap; a slow
 //! source never delays another) and sends one [`PollBatch`] per poll.
 
-pub mod filter;
 pub mod jetstream;
 pub mod kafka;
 
@@ -13,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, SourceConfig, Timing};
+use crate::config::{Settings, SourceKind, SourceSettings, Timing};
 use crate::model::{ErrorKind, Millis, PollBatch, PollData, PollFailure, SourceId, System};
 
 /// Something that can poll one source once.
@@ -21,62 +20,29 @@ pub trait Poller: Send + 'static {
     fn poll(&mut self) -> impl Future<Output = Result<PollData, PollFailure>> + Send;
 }
 
-/// Ids and systems of the configured sources, in config order.
-pub fn ids(config: &Config) -> Vec<(SourceId, System)> {
-    config
-        .sources
-        .iter()
-        .map(|s| (SourceId::new(&s.name), system_of(s)))
-        .collect()
-}
-
-fn system_of(s: &SourceConfig) -> System {
-    if s.jetstream.is_some() {
-        System::Jetstream
-    } else {
-        System::Kafka
-    }
-}
-
 /// The future of one source's task. It returns when `cancel` fires.
 pub fn spawn(
-    config: &Config,
-    source: &SourceConfig,
+    settings: &Settings,
+    source: &SourceSettings,
     tx: mpsc::Sender<PollBatch>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let id = SourceId::new(&source.name);
-    let timing = config.timing(source);
-    let shard = shard(config);
-    let kafka = source.kafka.clone();
-    let jetstream = source.jetstream.clone();
+    let id = source.id.clone();
+    let timing = source.timing;
+    let shard = settings.shard;
+    let kind = source.kind.clone();
     async move {
-        match (kafka, jetstream) {
-            (Some(k), _) => {
+        match kind {
+            SourceKind::Kafka(k) => {
                 let poller = kafka::KafkaPoller::new(id.clone(), k, timing).with_shard(shard);
                 poll_loop(poller, id, System::Kafka, timing, tx, cancel).await
             }
-            (_, Some(j)) => {
+            SourceKind::Jetstream(j) => {
                 let poller =
                     jetstream::JetstreamPoller::new(id.clone(), j, timing).with_shard(shard);
                 poll_loop(poller, id, System::Jetstream, timing, tx, cancel).await
             }
-            (None, None) => {
-                tracing::error!(source = %id, "source has no kind; validate() should have refused it")
-            }
         }
-    }
-}
-
-/// This process's shard; validate() has proven the config resolves.
-pub fn shard(config: &Config) -> filter::Shard {
-    let index = config
-        .shard
-        .resolve(std::env::var("HOSTNAME").ok().as_deref())
-        .unwrap_or(0);
-    filter::Shard {
-        index,
-        count: config.shard.count.max(1),
     }
 }
 

@@ -2,6 +2,12 @@
 //! lagwatch binary, each on free 127.0.0.1 ports, stopped when dropped (also on
 //! panic). A missing binary FAILS the test with the command that installs it.
 #![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::too_many_lines,
+    reason = "test and benchmark code: a panic is a failed run with its line; table tests are long by design"
+)]
+#![allow(
     dead_code,
     reason = "each test binary uses a different subset of helpers"
 )]

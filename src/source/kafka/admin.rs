@@ -1,6 +1,7 @@
 //! Safe wrappers over the librdkafka admin calls rdkafka 0.39 does not expose
 //! (ListConsumerGroups, DescribeConsumerGroups, ListConsumerGroupOffsets,
-//! ListOffsets). This is the only module of lagwatch with `unsafe` code.
+//! ListOffsets). With `memory.rs`'s two glibc calls, the only `unsafe` code of
+//! lagwatch (the crate denies `unsafe_code` everywhere else).
 //!
 //! Every librdkafka object created here is owned by an RAII guard (options, queue,
 //! events, partition lists, request objects), so each is freed on every path,
@@ -264,34 +265,7 @@ impl<'a> Admin<'a> {
                     continue;
                 }
                 let state = state_name(rd::rd_kafka_ConsumerGroupDescription_state(d));
-                let count = rd::rd_kafka_ConsumerGroupDescription_member_count(d);
-                let mut members = Vec::with_capacity(count);
-                for i in 0..count {
-                    let m = rd::rd_kafka_ConsumerGroupDescription_member(d, i);
-                    if m.is_null() {
-                        continue;
-                    }
-                    let a = rd::rd_kafka_MemberDescription_assignment(m);
-                    let assignment = if a.is_null() {
-                        Vec::new()
-                    } else {
-                        partitions(rd::rd_kafka_MemberAssignment_partitions(a))
-                            .into_iter()
-                            .map(|p| (p.topic, p.partition))
-                            .collect()
-                    };
-                    members.push(MemberDescription {
-                        member_id: string(rd::rd_kafka_MemberDescription_consumer_id(m))
-                            .unwrap_or_default(),
-                        client_id: string(rd::rd_kafka_MemberDescription_client_id(m))
-                            .unwrap_or_default(),
-                        host: string(rd::rd_kafka_MemberDescription_host(m)).unwrap_or_default(),
-                        group_instance_id: string(
-                            rd::rd_kafka_MemberDescription_group_instance_id(m),
-                        ),
-                        assignment,
-                    });
-                }
+                let members = members_of(d);
                 out.insert(group, Ok(GroupDescription { state, members }));
             }
         }
@@ -312,12 +286,10 @@ impl<'a> Admin<'a> {
         groups: &[String],
         only: Option<&[(String, i32)]>,
     ) -> Vec<Result<Vec<Committed>, AdminError>> {
-        let mut out: Vec<Result<Vec<Committed>, AdminError>> = groups
-            .iter()
-            .map(|_| Err(AdminError::timed_out("ListConsumerGroupOffsets")))
-            .collect();
+        let all =
+            |r: Result<Vec<Committed>, AdminError>| groups.iter().map(|_| r.clone()).collect();
         if groups.is_empty() {
-            return out;
+            return Vec::new();
         }
         let setup = || -> Result<(Options, Queue), AdminError> {
             Ok((
@@ -327,19 +299,48 @@ impl<'a> Admin<'a> {
         };
         let (options, queue) = match setup() {
             Ok(x) => x,
-            Err(e) => return out.into_iter().map(|_| Err(e.clone())).collect(),
+            Err(e) => return all(Err(e)),
         };
         let list = match only {
-            Some([]) => return groups.iter().map(|_| Ok(Vec::new())).collect(),
+            Some([]) => return all(Ok(Vec::new())),
             Some(p) => match PartitionList::build(p, i64::from(rd::RD_KAFKA_OFFSET_INVALID)) {
                 Ok(l) => Some(l),
-                Err(e) => return groups.iter().map(|_| Err(e.clone())).collect(),
+                Err(e) => return all(Err(e)),
             },
             None => None,
         };
-        let list_ptr = list
-            .as_ref()
-            .map_or(std::ptr::null(), |l| l.ptr().cast_const());
+        let mut out = all(Err(AdminError::timed_out("ListConsumerGroupOffsets")));
+        let sent = self.send_group_offsets(groups, list.as_ref(), &options, &queue, &mut out);
+        let deadline = self.deadline();
+        for _ in 0..sent {
+            let Some(event) =
+                queue.wait(rd::RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT, deadline)
+            else {
+                break;
+            };
+            if let Some(slot) = out.get_mut(event.opaque()) {
+                // SAFETY: the event is a ListConsumerGroupOffsets result (waited for
+                // by type) and stays alive for the call.
+                *slot = event
+                    .error()
+                    .and_then(|()| unsafe { group_offsets_of(&event) });
+            }
+        }
+        out
+    }
+
+    /// Enqueues one ListConsumerGroupOffsets call per group on `queue`, each
+    /// tagged with its index; a group that cannot be asked gets its error in
+    /// `out`. Returns how many calls were sent.
+    fn send_group_offsets(
+        &self,
+        groups: &[String],
+        list: Option<&PartitionList>,
+        options: &Options,
+        queue: &Queue,
+        out: &mut [Result<Vec<Committed>, AdminError>],
+    ) -> usize {
+        let list_ptr = list.map_or(std::ptr::null(), |l| l.ptr().cast_const());
         let mut sent = 0usize;
         for (i, group) in groups.iter().enumerate() {
             let Ok(name) = CString::new(group.as_str()) else {
@@ -377,54 +378,7 @@ impl<'a> Admin<'a> {
             };
             sent += 1;
         }
-        let deadline = self.deadline();
-        let mut received = 0usize;
-        while received < sent {
-            let Some(event) =
-                queue.wait(rd::RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT, deadline)
-            else {
-                break;
-            };
-            received += 1;
-            let i = event.opaque();
-            let Some(slot) = out.get_mut(i) else { continue };
-            *slot = event.error().and_then(|()| {
-                // SAFETY: event type checked; pointers owned by the event, alive in
-                // this block; everything is copied out.
-                unsafe {
-                    let result = rd::rd_kafka_event_ListConsumerGroupOffsets_result(event.ptr());
-                    if result.is_null() {
-                        return Err(AdminError::new(RDKafkaErrorCode::Fail, "empty result"));
-                    }
-                    let mut n = 0usize;
-                    let groups =
-                        rd::rd_kafka_ListConsumerGroupOffsets_result_groups(result, &mut n);
-                    let mut committed = Vec::new();
-                    for &g in raw_slice(groups, n) {
-                        let err = rd::rd_kafka_group_result_error(g);
-                        if !err.is_null() {
-                            let e = error_from(err);
-                            if e.code != RDKafkaErrorCode::NoError {
-                                return Err(e);
-                            }
-                        }
-                        for p in partitions(rd::rd_kafka_group_result_partitions(g)) {
-                            committed.push(Committed {
-                                // Kafka answers -1 for "no commit"; librdkafka maps
-                                // it to RD_KAFKA_OFFSET_INVALID (-1001). Any negative
-                                // value is "no commit", never offset zero.
-                                offset: (p.offset >= 0 && p.error.is_none()).then_some(p.offset),
-                                topic: p.topic,
-                                partition: p.partition,
-                                error: p.error,
-                            });
-                        }
-                    }
-                    Ok(committed)
-                }
-            });
-        }
-        out
+        sent
     }
 
     /// ListOffsets for every partition in `partitions`, once per spec in `specs`.
@@ -454,21 +408,58 @@ impl<'a> Admin<'a> {
             Err(e) => return specs.iter().map(|_| Err(e.clone())).collect(),
         };
         let chunks: Vec<&[(String, i32)]> = partitions.chunks(LIST_OFFSETS_CHUNK).collect();
-        // Per call (spec index, chunk); per spec the merged answers and failures.
-        let mut calls: Vec<(usize, &[(String, i32)])> = Vec::new();
-        let mut maps: Vec<PartitionOffsets> = specs.iter().map(|_| HashMap::new()).collect();
-        let mut failed: Vec<Vec<AdminError>> = specs.iter().map(|_| Vec::new()).collect();
+        let mut answers = OffsetAnswers::new(specs.len());
+        let calls = self.send_list_offsets(&chunks, specs, &options, &queue, &mut answers);
+        let mut answered = vec![false; calls.len()];
+        let deadline = self.deadline();
+        for _ in 0..calls.len() {
+            let Some(event) = queue.wait(rd::RD_KAFKA_EVENT_LISTOFFSETS_RESULT, deadline) else {
+                break;
+            };
+            let i = event.opaque();
+            let Some(&(s, chunk)) = calls.get(i) else {
+                continue;
+            };
+            answered[i] = true;
+            // SAFETY: the event is a ListOffsets result (waited for by type) and
+            // stays alive for the call.
+            let result = event
+                .error()
+                .and_then(|()| unsafe { offsets_of(&event, &mut answers.maps[s]) });
+            if let Err(e) = result {
+                answers.chunk_failed(s, chunk, e);
+            }
+        }
+        for (i, (s, chunk)) in calls.iter().enumerate() {
+            if !answered[i] {
+                answers.chunk_failed(*s, chunk, AdminError::timed_out("ListOffsets"));
+            }
+        }
+        answers.finish(chunks.len())
+    }
+
+    /// Enqueues one ListOffsets call per (spec, chunk) on `queue`, tagged with
+    /// its index in the returned list of calls.
+    fn send_list_offsets<'c>(
+        &self,
+        chunks: &[&'c [(String, i32)]],
+        specs: &[OffsetSpec],
+        options: &Options,
+        queue: &Queue,
+        answers: &mut OffsetAnswers,
+    ) -> Vec<(usize, &'c [(String, i32)])> {
+        let mut calls = Vec::new();
         for (s, spec) in specs.iter().enumerate() {
-            for chunk in &chunks {
+            for chunk in chunks {
                 let list = match PartitionList::build(chunk, spec.raw()) {
                     Ok(l) => l,
                     Err(e) => {
-                        failed[s].push(e);
+                        answers.failed[s].push(e);
                         continue;
                     }
                 };
                 options.set_opaque(calls.len());
-                calls.push((s, chunk));
+                calls.push((s, *chunk));
                 // SAFETY: rk alive; `list` is a valid list without duplicates
                 // (callers pass a set); librdkafka copies list and options.
                 unsafe {
@@ -481,68 +472,149 @@ impl<'a> Admin<'a> {
                 };
             }
         }
-        let mut answered = vec![false; calls.len()];
-        let deadline = self.deadline();
-        let mut received = 0usize;
-        while received < calls.len() {
-            let Some(event) = queue.wait(rd::RD_KAFKA_EVENT_LISTOFFSETS_RESULT, deadline) else {
-                break;
-            };
-            received += 1;
-            let i = event.opaque();
-            let Some(&(s, _)) = calls.get(i) else {
+        calls
+    }
+}
+
+/// The members of one group description, copied out.
+///
+/// # Safety
+/// `d` must point to a ConsumerGroupDescription alive for the call.
+unsafe fn members_of(d: *const rd::rd_kafka_ConsumerGroupDescription_t) -> Vec<MemberDescription> {
+    // SAFETY: every pointer is owned by the description, alive in this call;
+    // strings and partitions are copied out.
+    unsafe {
+        let count = rd::rd_kafka_ConsumerGroupDescription_member_count(d);
+        let mut members = Vec::with_capacity(count);
+        for i in 0..count {
+            let m = rd::rd_kafka_ConsumerGroupDescription_member(d, i);
+            if m.is_null() {
                 continue;
+            }
+            let a = rd::rd_kafka_MemberDescription_assignment(m);
+            let assignment = if a.is_null() {
+                Vec::new()
+            } else {
+                partitions(rd::rd_kafka_MemberAssignment_partitions(a))
+                    .into_iter()
+                    .map(|p| (p.topic, p.partition))
+                    .collect()
             };
-            answered[i] = true;
-            let result = event.error().and_then(|()| {
-                // SAFETY: event type checked; infos and their partitions are owned
-                // by the event, alive in this block; values are copied out.
-                unsafe {
-                    let result = rd::rd_kafka_event_ListOffsets_result(event.ptr());
-                    if result.is_null() {
-                        return Err(AdminError::new(RDKafkaErrorCode::Fail, "empty result"));
-                    }
-                    let mut n = 0usize;
-                    let infos = rd::rd_kafka_ListOffsets_result_infos(result, &mut n);
-                    for &info in raw_slice(infos, n) {
-                        let tp = rd::rd_kafka_ListOffsetsResultInfo_topic_partition(info);
-                        if let Some(p) = partition(tp) {
-                            let value = match p.error {
-                                Some(e) => Err(e),
-                                None => Ok(p.offset),
-                            };
-                            maps[s].insert((p.topic, p.partition), value);
-                        }
-                    }
-                    Ok(())
-                }
+            members.push(MemberDescription {
+                member_id: string(rd::rd_kafka_MemberDescription_consumer_id(m))
+                    .unwrap_or_default(),
+                client_id: string(rd::rd_kafka_MemberDescription_client_id(m)).unwrap_or_default(),
+                host: string(rd::rd_kafka_MemberDescription_host(m)).unwrap_or_default(),
+                group_instance_id: string(rd::rd_kafka_MemberDescription_group_instance_id(m)),
+                assignment,
             });
-            if let Err(e) = result {
-                failed[s].push(e);
-                for tp in calls[i].1 {
-                    maps[s].insert(tp.clone(), Err(failed[s][failed[s].len() - 1].clone()));
-                }
-            }
         }
-        for (i, (s, chunk)) in calls.iter().enumerate() {
-            if !answered[i] {
-                let e = AdminError::timed_out("ListOffsets");
-                for tp in *chunk {
-                    maps[*s].insert(tp.clone(), Err(e.clone()));
-                }
-                failed[*s].push(e);
-            }
+        members
+    }
+}
+
+/// Per spec of one ListOffsets: the merged answers and the failed calls.
+struct OffsetAnswers {
+    maps: Vec<PartitionOffsets>,
+    failed: Vec<Vec<AdminError>>,
+}
+
+impl OffsetAnswers {
+    fn new(specs: usize) -> Self {
+        OffsetAnswers {
+            maps: (0..specs).map(|_| HashMap::new()).collect(),
+            failed: (0..specs).map(|_| Vec::new()).collect(),
         }
-        maps.into_iter()
-            .zip(failed)
+    }
+
+    /// Every partition of a failed call gets its error.
+    fn chunk_failed(&mut self, spec: usize, chunk: &[(String, i32)], e: AdminError) {
+        for tp in chunk {
+            self.maps[spec].insert(tp.clone(), Err(e.clone()));
+        }
+        self.failed[spec].push(e);
+    }
+
+    /// Each spec's answers, or its first error when every chunk failed.
+    fn finish(self, chunks: usize) -> Vec<Result<PartitionOffsets, AdminError>> {
+        self.maps
+            .into_iter()
+            .zip(self.failed)
             .map(|(map, mut errors)| {
-                if errors.len() >= chunks.len() && !errors.is_empty() {
+                if errors.len() >= chunks && !errors.is_empty() {
                     Err(errors.swap_remove(0))
                 } else {
                     Ok(map)
                 }
             })
             .collect()
+    }
+}
+
+/// The committed offsets in one ListConsumerGroupOffsets result, copied out.
+///
+/// # Safety
+/// `event` must be a ListConsumerGroupOffsets result event.
+unsafe fn group_offsets_of(event: &Event) -> Result<Vec<Committed>, AdminError> {
+    // SAFETY: pointers are owned by the event, alive in this call; everything is
+    // copied out.
+    unsafe {
+        let result = rd::rd_kafka_event_ListConsumerGroupOffsets_result(event.ptr());
+        if result.is_null() {
+            return Err(AdminError::new(RDKafkaErrorCode::Fail, "empty result"));
+        }
+        let mut n = 0usize;
+        let groups = rd::rd_kafka_ListConsumerGroupOffsets_result_groups(result, &mut n);
+        let mut committed = Vec::new();
+        for &g in raw_slice(groups, n) {
+            let err = rd::rd_kafka_group_result_error(g);
+            if !err.is_null() {
+                let e = error_from(err);
+                if e.code != RDKafkaErrorCode::NoError {
+                    return Err(e);
+                }
+            }
+            for p in partitions(rd::rd_kafka_group_result_partitions(g)) {
+                committed.push(Committed {
+                    // Kafka answers -1 for "no commit"; librdkafka maps it to
+                    // RD_KAFKA_OFFSET_INVALID (-1001). Any negative value is
+                    // "no commit", never offset zero.
+                    offset: (p.offset >= 0 && p.error.is_none()).then_some(p.offset),
+                    topic: p.topic,
+                    partition: p.partition,
+                    error: p.error,
+                });
+            }
+        }
+        Ok(committed)
+    }
+}
+
+/// Merges the offsets of one ListOffsets result into `map`.
+///
+/// # Safety
+/// `event` must be a ListOffsets result event.
+unsafe fn offsets_of(event: &Event, map: &mut PartitionOffsets) -> Result<(), AdminError> {
+    // SAFETY: infos and their partitions are owned by the event, alive in this
+    // call; values are copied out.
+    unsafe {
+        let result = rd::rd_kafka_event_ListOffsets_result(event.ptr());
+        if result.is_null() {
+            return Err(AdminError::new(RDKafkaErrorCode::Fail, "empty result"));
+        }
+        let mut n = 0usize;
+        let infos = rd::rd_kafka_ListOffsets_result_infos(result, &mut n);
+        for &info in raw_slice(infos, n) {
+            let tp = rd::rd_kafka_ListOffsetsResultInfo_topic_partition(info);
+            if let Some(p) = partition(tp) {
+                let value = match p.error {
+                    Some(e) => Err(e),
+                    None => Ok(p.offset),
+                };
+                map.insert((p.topic, p.partition), value);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,52 +1,51 @@
 //! Kafka source: consumer-group lag of one cluster through librdkafka, with one
 //! client per cluster and a fixed number of batched admin calls per poll.
 //!
-//! One poll, in order (each step bounded by the request timeout and the poll's
-//! deadline, all on a blocking thread):
-//! 1. Metadata (all topics -> partition counts), one request.
-//! 2. ListConsumerGroups (unless `groups` is configured), one request per broker.
-//! 3. ListConsumerGroupOffsets for every group, all in flight together.
-//! 4. Describe every group not listed as Empty (state, members, assignments);
-//!    failures are counted, never fatal, and back off. First (4a) the classic
-//!    DescribeGroups, batched: one ListGroups and one DescribeGroups per broker
-//!    for all the groups it coordinates (librdkafka's `rd_kafka_list_groups`).
-//!    Then (4b) DescribeConsumerGroups, one FindCoordinator and one describe
-//!    request per group, for the groups 4a did not answer: KIP-848 consumer
-//!    groups, or every group when 4a failed. A group described there as active
-//!    with no members (tansu answers KIP-848 ConsumerGroupDescribe that way) is
-//!    described again with the classic DescribeGroups, at most
-//!    `CLASSIC_DESCRIBE_MAX` groups per poll.
-//! 5. ListOffsets latest and earliest for every measured partition, two calls in
-//!    flight together, split per leader by librdkafka.
+//! One poll (`poll.rs`), in order, each step a file named by its request, each
+//! bounded by the request timeout and the poll's deadline, all on a blocking
+//! thread:
+//! 1. `metadata.rs`: all topics and partition counts, one request.
+//! 2. `list_groups.rs`: ListConsumerGroups (unless `groups` is configured), one
+//!    request per broker.
+//! 3. `offset_fetch.rs`: committed offsets of every group, all in flight together.
+//! 4. `describe.rs`: state, members and assignments of every group not listed as
+//!    Empty; failures are counted, never fatal, and back off.
+//! 5. `list_offsets.rs`: latest and earliest offsets of every measured partition.
 //!
-//! Committed offsets are read before latest offsets (step 3 before 5), so a
-//! consistent broker never shows committed above latest.
+//! `lag.rs` assembles the readings into samples (pure); `admin.rs` is the FFI to
+//! librdkafka's admin API; `trace.rs` records where a poll spent its time.
 
+#[allow(
+    unsafe_code,
+    reason = "the FFI to librdkafka's admin API, which rdkafka does not wrap"
+)]
 mod admin;
 mod assignment;
 mod context;
+mod describe;
 mod lag;
+mod list_groups;
+mod list_offsets;
+mod metadata;
+mod offset_fetch;
+mod poll;
+mod trace;
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings::rd_kafka_IsolationLevel_t;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use self::admin::{Admin, AdminError, OffsetSpec};
-use self::context::{connectivity_kind, LagwatchContext};
-use self::lag::{GroupReading, Tp};
-use super::filter::{NameFilter, Shard};
+use self::context::LagwatchContext;
+use self::poll::Plan;
 use super::Poller;
-use crate::config::{IsolationLevel, KafkaConfig, Timing};
-use crate::model::{
-    ErrorKind, GroupInfo, GroupKey, MemberAssignment, PollData, PollFailure, SourceId,
-};
+use crate::config::{secret, IsolationLevel, KafkaSettings, Shard, Timing};
+use crate::model::{ErrorKind, PollData, PollFailure, SourceId};
 
 pub use self::context::LagwatchContext as KafkaContext;
+pub use self::trace::PollTrace;
 
 type Client = BaseConsumer<LagwatchContext>;
 
@@ -55,26 +54,16 @@ type Client = BaseConsumer<LagwatchContext>;
 /// (tansu with sqlite storage) must not cost a timeout every poll.
 const DESCRIBE_BACKOFF_CAP: u32 = 5;
 
-/// At most this many groups per poll get the classic DescribeGroups fallback
-/// (one blocking round trip each).
-const CLASSIC_DESCRIBE_MAX: usize = 20;
-
-use crate::config::SECRET_PROPERTY_FRAGMENTS as SECRET_KEYS;
-
 /// Polls one Kafka cluster.
 pub struct KafkaPoller {
     id: SourceId,
-    config: KafkaConfig,
+    config: KafkaSettings,
     timing: Timing,
-    group_filter: NameFilter,
-    topic_filter: NameFilter,
     client: Option<Arc<Client>>,
-    describe_failures: u32,
-    polls_since_describe: u32,
-    /// Consecutive failures of the batched classic describe (4a); it is then
-    /// tried only every `2^n` polls, like DescribeGroups as a whole.
-    batch_describe_failures: u32,
-    polls_since_batch_describe: u32,
+    describe: Backoff,
+    /// The batched classic describe (4a) backs off on its own, like
+    /// DescribeGroups as a whole.
+    batch_describe: Backoff,
     last_trace: Option<PollTrace>,
     shard: Shard,
 }
@@ -88,48 +77,45 @@ impl std::fmt::Debug for KafkaPoller {
     }
 }
 
-/// Where one poll spent its time and how many calls it made, for benchmarks and
-/// debugging. Every phase's time is time spent waiting on librdkafka/broker.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PollTrace {
-    /// (phase, wall time, admin calls issued).
-    pub phases: Vec<(&'static str, Duration, usize)>,
-    pub groups: usize,
-    /// Groups to describe (groups listed as Empty are not).
-    pub described: usize,
-    /// Of those, described one by one (DescribeConsumerGroups), not in the
-    /// batched classic DescribeGroups.
-    pub described_one_by_one: usize,
-    pub partitions: usize,
-    pub samples: usize,
+/// A step that runs every `2^failures` polls (capped at
+/// `2^DESCRIBE_BACKOFF_CAP`) after consecutive failures.
+#[derive(Clone, Copy, Debug, Default)]
+struct Backoff {
+    failures: u32,
+    /// Polls since it last ran.
+    since: u32,
 }
 
-impl PollTrace {
-    fn phase(&mut self, name: &'static str, started: Instant, calls: usize) {
-        self.phases.push((name, started.elapsed(), calls));
+impl Backoff {
+    fn due(self) -> bool {
+        self.failures == 0 || self.since + 1 >= 1u32 << self.failures.min(DESCRIBE_BACKOFF_CAP)
     }
 
-    /// Total time spent waiting on the broker.
-    pub fn broker_wait(&self) -> Duration {
-        self.phases.iter().map(|p| p.1).sum()
+    /// Counts one poll: `Some(failed)` when the step ran, None when it did not.
+    fn record(&mut self, ran: Option<bool>) {
+        match ran {
+            Some(failed) => {
+                self.since = 0;
+                self.failures = if failed {
+                    self.failures.saturating_add(1)
+                } else {
+                    0
+                };
+            }
+            None => self.since += 1,
+        }
     }
 }
 
 impl KafkaPoller {
-    pub fn new(id: SourceId, config: KafkaConfig, timing: Timing) -> Self {
-        let group_filter = NameFilter::new(&config.group_filter);
-        let topic_filter = NameFilter::new(&config.topic_filter);
+    pub fn new(id: SourceId, config: KafkaSettings, timing: Timing) -> Self {
         Self {
             id,
             config,
             timing,
-            group_filter,
-            topic_filter,
             client: None,
-            describe_failures: 0,
-            polls_since_describe: 0,
-            batch_describe_failures: 0,
-            polls_since_batch_describe: 0,
+            describe: Backoff::default(),
+            batch_describe: Backoff::default(),
             last_trace: None,
             shard: Shard::ALL,
         }
@@ -147,29 +133,16 @@ impl KafkaPoller {
     }
 
     /// Serves librdkafka's queued events (logs, errors, statistics) and returns
-    /// the last statistics JSON, if `statistics.interval.ms` is set.
+    /// the last statistics JSON, if `statistics.interval.ms` is set (benchmarks
+    /// count requests per API with it).
     pub fn librdkafka_stats(&self) -> Option<String> {
         let client = self.client.as_ref()?;
         drain(client);
         client.context().last_stats()
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        self.config
-            .properties
-            .iter()
-            .filter(|(k, v)| {
-                let k = k.to_ascii_lowercase();
-                v.len() >= 3 && SECRET_KEYS.iter().any(|s| k.contains(s))
-            })
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
     fn redact(&self, mut f: PollFailure) -> PollFailure {
-        for s in self.secrets() {
-            f.message = f.message.replace(s, "***");
-        }
+        f.message = secret::redact(&f.message, self.config.secret_values());
         f
     }
 
@@ -212,41 +185,13 @@ impl KafkaPoller {
         Ok(c)
     }
 
-    fn describe_now(&self) -> bool {
-        due(self.describe_failures, self.polls_since_describe)
-    }
-}
-
-/// After `failures` consecutive failures, a step runs every `2^failures` polls
-/// (capped at `2^DESCRIBE_BACKOFF_CAP`); `since` polls ago it last ran.
-fn due(failures: u32, since: u32) -> bool {
-    failures == 0 || since + 1 >= 1u32 << failures.min(DESCRIBE_BACKOFF_CAP)
-}
-
-/// Counts one more run of a backed-off step: resets or raises `failures`.
-fn ran(failures: &mut u32, since: &mut u32, failed: bool) {
-    *since = 0;
-    *failures = if failed {
-        failures.saturating_add(1)
-    } else {
-        0
-    };
-}
-
-impl Poller for KafkaPoller {
-    async fn poll(&mut self) -> Result<PollData, PollFailure> {
-        let client = self.client()?;
-        let describe = self.describe_now();
-        let batch_describe = describe
-            && due(
-                self.batch_describe_failures,
-                self.polls_since_batch_describe,
-            );
-        let plan = Plan {
+    fn plan(&self) -> Plan {
+        let describe = self.describe.due();
+        Plan {
             source: self.id.clone(),
             groups: self.config.groups.clone(),
-            group_filter: self.group_filter.clone(),
-            topic_filter: self.topic_filter.clone(),
+            group_filter: self.config.group_filter.clone(),
+            topic_filter: self.config.topic_filter.clone(),
             isolation: match self.config.isolation_level {
                 IsolationLevel::ReadUncommitted => {
                     rd_kafka_IsolationLevel_t::RD_KAFKA_ISOLATION_LEVEL_READ_UNCOMMITTED
@@ -258,10 +203,18 @@ impl Poller for KafkaPoller {
             request_timeout: self.timing.request_timeout,
             deadline: Instant::now() + super::poll_deadline(self.timing),
             describe,
-            batch_describe,
+            batch_describe: describe && self.batch_describe.due(),
             shard: self.shard,
-        };
-        let outcome = tokio::task::spawn_blocking(move || run(&client, &plan))
+        }
+    }
+}
+
+impl Poller for KafkaPoller {
+    async fn poll(&mut self) -> Result<PollData, PollFailure> {
+        let client = self.client()?;
+        let plan = self.plan();
+        let describe = plan.describe;
+        let outcome = tokio::task::spawn_blocking(move || poll::run(&client, &plan))
             .await
             .map_err(|e| PollFailure {
                 kind: ErrorKind::Other,
@@ -269,66 +222,15 @@ impl Poller for KafkaPoller {
             })?;
         match outcome {
             Ok(o) => {
-                if describe {
-                    ran(
-                        &mut self.describe_failures,
-                        &mut self.polls_since_describe,
-                        o.describe_failed,
-                    );
-                } else {
-                    self.polls_since_describe += 1;
-                }
-                match o.batch_describe_failed {
-                    Some(failed) => ran(
-                        &mut self.batch_describe_failures,
-                        &mut self.polls_since_batch_describe,
-                        failed,
-                    ),
-                    None => self.polls_since_batch_describe += 1,
-                }
+                self.describe.record(describe.then_some(o.describe_failed));
+                self.batch_describe.record(o.batch_describe_failed);
+                o.trace.log(&self.id);
                 self.last_trace = Some(o.trace);
                 Ok(o.data)
             }
             Err(f) => Err(self.redact(f)),
         }
     }
-}
-
-/// Everything the blocking part of a poll needs, owned.
-struct Plan {
-    source: SourceId,
-    groups: Vec<String>,
-    group_filter: NameFilter,
-    topic_filter: NameFilter,
-    isolation: rd_kafka_IsolationLevel_t,
-    request_timeout: Duration,
-    deadline: Instant,
-    describe: bool,
-    /// Try the batched classic describe (step 4a) this poll.
-    batch_describe: bool,
-    shard: Shard,
-}
-
-impl Plan {
-    /// The timeout of the next step: the request timeout, cut to the deadline.
-    fn step(&self, what: &str) -> Result<Duration, PollFailure> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(PollFailure {
-                kind: ErrorKind::Timeout,
-                message: format!("poll deadline reached before {what}"),
-            });
-        }
-        Ok(self.request_timeout.min(left))
-    }
-}
-
-struct Outcome {
-    data: PollData,
-    trace: PollTrace,
-    describe_failed: bool,
-    /// None: the batched classic describe was not tried this poll.
-    batch_describe_failed: Option<bool>,
 }
 
 /// Serves queued librdkafka events (logs, global errors, statistics) so they
@@ -342,469 +244,4 @@ fn drain(client: &Client) {
         // so the queue length, not the result, says when to stop.
         let _ = client.poll(Duration::ZERO);
     }
-}
-
-/// The kind of a failed step: connectivity/auth when the code or a recent
-/// global error says so, otherwise timeout or the step's own kind.
-fn classify(client: &Client, code: Option<RDKafkaErrorCode>, step: ErrorKind) -> ErrorKind {
-    drain(client);
-    if let Some(k) = code.and_then(connectivity_kind) {
-        return k;
-    }
-    let timed_out = matches!(
-        code,
-        Some(
-            RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::TimedOutQueue
-        )
-    );
-    match client.context().recent_problem() {
-        Some(k) if timed_out || step == ErrorKind::Metadata => k,
-        _ if timed_out => ErrorKind::Timeout,
-        _ => step,
-    }
-}
-
-fn fail(client: &Client, step: ErrorKind, what: &str, e: &AdminError) -> PollFailure {
-    PollFailure {
-        kind: classify(client, Some(e.code), step),
-        message: format!("{what}: {e}"),
-    }
-}
-
-fn count(errors: &mut BTreeMap<ErrorKind, u64>, kind: ErrorKind, n: u64) {
-    if n > 0 {
-        *errors.entry(kind).or_default() += n;
-    }
-}
-
-/// One poll, blocking. Returns the data or why the cluster is unusable.
-fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> {
-    drain(client);
-    let mut trace = PollTrace::default();
-    let mut partial: BTreeMap<ErrorKind, u64> = BTreeMap::new();
-
-    // 1. Metadata: topics and partition counts, once per poll.
-    let started = Instant::now();
-    let timeout = plan.step("metadata")?;
-    let metadata = client.fetch_metadata(None, timeout).map_err(|e| {
-        let code = match &e {
-            KafkaError::MetadataFetch(c) => Some(*c),
-            other => other.rdkafka_error_code(),
-        };
-        PollFailure {
-            kind: classify(client, code, ErrorKind::Metadata),
-            message: format!("cannot read cluster metadata: {e}"),
-        }
-    })?;
-    trace.phase("metadata", started, 1);
-    let mut topics: BTreeMap<Arc<str>, i32> = BTreeMap::new();
-    for t in metadata.topics() {
-        if t.error().is_some() || !plan.topic_filter.allows(t.name()) {
-            continue;
-        }
-        let n = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
-        topics.insert(Arc::from(t.name()), n);
-    }
-    drop(metadata);
-
-    let admin = Admin::new(client.client(), plan.request_timeout).ok_or_else(|| PollFailure {
-        kind: ErrorKind::Other,
-        message: "the Kafka client has no handle".into(),
-    })?;
-
-    // 2. Groups: the configured list, or ListGroups (every state, Empty included).
-    let mut listed_state: HashMap<String, Option<String>> = HashMap::new();
-    let mut groups: Vec<String> = if plan.groups.is_empty() {
-        let started = Instant::now();
-        plan.step("ListGroups")?;
-        let list = admin
-            .list_groups()
-            .map_err(|e| fail(client, ErrorKind::ListGroups, "cannot list groups", &e))?;
-        trace.phase("list_groups", started, 1);
-        if list.groups.is_empty() && !list.errors.is_empty() {
-            // No broker answered: "no groups" cannot be told from "cannot list".
-            return Err(fail(
-                client,
-                ErrorKind::ListGroups,
-                "cannot list groups",
-                &list.errors[0],
-            ));
-        }
-        count(
-            &mut partial,
-            ErrorKind::ListGroups,
-            list.errors.len() as u64,
-        );
-        let mut names: Vec<String> = list
-            .groups
-            .into_iter()
-            .filter(|g| plan.group_filter.allows(&g.group))
-            .map(|g| {
-                listed_state.insert(g.group.clone(), g.state);
-                g.group
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    } else {
-        plan.groups.clone()
-    };
-    // Several lagwatch processes split the groups between them (shard).
-    groups.retain(|g| plan.shard.owns(plan.source.as_str(), g));
-    trace.groups = groups.len();
-
-    // 3. Committed offsets of every group, all requests in flight together.
-    let started = Instant::now();
-    plan.step("OffsetFetch")?;
-    // Discovered groups: ask for every partition each committed on (null topics).
-    // Configured groups: ask for every partition of every allowed topic, because
-    // some brokers (librdkafka's MockCluster) answer null topics with nothing.
-    let all_partitions: Option<Vec<(String, i32)>> = (!plan.groups.is_empty()).then(|| {
-        topics
-            .iter()
-            .flat_map(|(t, n)| (0..*n).map(move |p| (t.to_string(), p)))
-            .collect()
-    });
-    let fetched = admin.list_group_offsets(&groups, all_partitions.as_deref());
-    trace.phase("offset_fetch", started, groups.len());
-    let mut readings: BTreeMap<Arc<str>, GroupReading> = BTreeMap::new();
-    let mut first_error: Option<AdminError> = None;
-    for (group, result) in groups.iter().zip(fetched) {
-        match result {
-            Ok(committed) => {
-                let mut r = GroupReading::default();
-                for c in committed {
-                    let Some((topic, _)) = topics.get_key_value(c.topic.as_str()) else {
-                        continue;
-                    };
-                    let tp: Tp = (topic.clone(), c.partition);
-                    if c.error.is_some() {
-                        count(&mut partial, ErrorKind::OffsetFetch, 1);
-                        r.unknown.insert(tp);
-                    } else {
-                        r.committed.insert(tp, c.offset);
-                    }
-                }
-                readings.insert(Arc::from(group.as_str()), r);
-            }
-            Err(e) => {
-                count(&mut partial, ErrorKind::OffsetFetch, 1);
-                tracing::debug!(source = %plan.source, group, error = %e, "cannot read committed offsets");
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if readings.is_empty() && !groups.is_empty() {
-        if let Some(e) = &first_error {
-            return Err(fail(
-                client,
-                ErrorKind::OffsetFetch,
-                "cannot read committed offsets of any group",
-                e,
-            ));
-        }
-    }
-
-    // 4. DescribeGroups: state, members, assignments. Never fatal.
-    let mut described = HashMap::new();
-    let mut describe_failed = false;
-    // A group ListGroups saw as Empty has no members by definition: describing
-    // it adds nothing. In a large cluster most groups are Empty (and every
-    // commit-only group is), so this saves most DescribeGroups requests.
-    let is_listed_empty =
-        |g: &str| matches!(listed_state.get(g), Some(Some(s)) if s.as_str() == "Empty");
-    let read_groups: Vec<String> = readings
-        .keys()
-        .filter(|g| !is_listed_empty(g))
-        .map(|g| g.to_string())
-        .collect();
-    trace.described = read_groups.len();
-    let mut batch_describe_failed = None;
-    if plan.describe && plan.batch_describe && !read_groups.is_empty() {
-        let started = Instant::now();
-        let failed = match batch_describe(client, plan, &read_groups, &mut partial) {
-            Ok(found) => {
-                described.extend(found.into_iter().map(|(g, d)| (g, Ok(d))));
-                false
-            }
-            Err(e) => {
-                tracing::debug!(source = %plan.source, error = %e, "batched classic DescribeGroups failed; describing group by group");
-                true
-            }
-        };
-        batch_describe_failed = Some(failed);
-        trace.phase("describe_groups_batched", started, 1);
-    }
-    let rest: Vec<String> = read_groups
-        .into_iter()
-        .filter(|g| !described.contains_key(g))
-        .collect();
-    trace.described_one_by_one = rest.len();
-    if plan.describe && !rest.is_empty() {
-        let started = Instant::now();
-        plan.step("DescribeGroups")?;
-        match admin.describe_groups(&rest) {
-            Ok(d) => described.extend(d),
-            Err(e) => {
-                describe_failed = true;
-                count(&mut partial, ErrorKind::DescribeGroups, 1);
-                tracing::debug!(source = %plan.source, error = %e, "DescribeGroups failed");
-            }
-        }
-        trace.phase("describe_groups", started, 1);
-    }
-    if plan.describe {
-        classic_describe(client, plan, &mut described, &mut partial);
-    }
-    let mut infos = Vec::with_capacity(readings.len());
-    for (group, reading) in readings.iter_mut() {
-        let key = GroupKey {
-            source: plan.source.clone(),
-            scope: None,
-            group: group.clone(),
-        };
-        let fallback = listed_state.get(group.as_ref()).cloned().flatten();
-        let info = match described.remove(group.as_ref()) {
-            Some(Ok(d)) => {
-                let mut members: Vec<MemberAssignment> = d
-                    .members
-                    .into_iter()
-                    .map(|m| {
-                        let mut partitions: Vec<(Arc<str>, i32)> = m
-                            .assignment
-                            .into_iter()
-                            .map(|(t, p)| {
-                                let t: Arc<str> = topics
-                                    .get_key_value(t.as_str())
-                                    .map(|(k, _)| k.clone())
-                                    .unwrap_or_else(|| Arc::from(t.as_str()));
-                                (t, p)
-                            })
-                            .collect();
-                        partitions.sort();
-                        MemberAssignment {
-                            member_id: m.member_id,
-                            client_id: m.client_id,
-                            host: m.host,
-                            group_instance_id: m.group_instance_id,
-                            partitions,
-                        }
-                    })
-                    .collect();
-                members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-                for m in &members {
-                    for (t, _) in &m.partitions {
-                        if plan.topic_filter.allows(t) {
-                            reading.assigned_topics.insert(t.clone());
-                        }
-                    }
-                }
-                GroupInfo {
-                    key,
-                    state: d.state.or(fallback),
-                    members: Some(u32::try_from(members.len()).unwrap_or(u32::MAX)),
-                    assignments: Some(members),
-                }
-            }
-            Some(Err(e)) => {
-                describe_failed = true;
-                count(&mut partial, ErrorKind::DescribeGroups, 1);
-                tracing::debug!(source = %plan.source, group = %group, error = %e, "cannot describe group");
-                GroupInfo::new(key, fallback, None)
-            }
-            None if is_listed_empty(group) => GroupInfo {
-                key,
-                state: fallback,
-                members: Some(0),
-                assignments: Some(Vec::new()),
-            },
-            None => {
-                if plan.describe && !describe_failed {
-                    // Asked but not answered for this group.
-                    count(&mut partial, ErrorKind::DescribeGroups, 1);
-                }
-                GroupInfo::new(key, fallback, None)
-            }
-        };
-        infos.push(info);
-    }
-
-    // 5. Latest and earliest offsets of every measured partition: two calls.
-    let wanted = lag::partitions_to_list(&readings, &topics);
-    trace.partitions = wanted.len();
-    let started = Instant::now();
-    plan.step("ListOffsets")?;
-    let list: Vec<(String, i32)> = wanted.iter().map(|(t, p)| (t.to_string(), *p)).collect();
-    let mut results = admin
-        .list_offsets(
-            &list,
-            &[OffsetSpec::Latest, OffsetSpec::Earliest],
-            plan.isolation,
-        )
-        .into_iter();
-    trace.phase("list_offsets", started, 2);
-    let intern = |m: HashMap<(String, i32), Result<i64, AdminError>>,
-                  partial: &mut BTreeMap<ErrorKind, u64>|
-     -> HashMap<Tp, i64> {
-        let mut out = HashMap::with_capacity(m.len());
-        for ((t, p), v) in m {
-            let Some((topic, _)) = topics.get_key_value(t.as_str()) else {
-                continue;
-            };
-            match v {
-                Ok(o) if o >= 0 => {
-                    out.insert((topic.clone(), p), o);
-                }
-                _ => count(partial, ErrorKind::ListOffsets, 1),
-            }
-        }
-        out
-    };
-    let latest = match results.next() {
-        Some(Ok(m)) => intern(m, &mut partial),
-        Some(Err(e)) => {
-            return Err(fail(
-                client,
-                ErrorKind::ListOffsets,
-                "cannot read latest offsets",
-                &e,
-            ))
-        }
-        None => HashMap::new(),
-    };
-    let earliest = match results.next() {
-        Some(Ok(m)) => intern(m, &mut partial),
-        Some(Err(e)) => {
-            count(&mut partial, ErrorKind::ListOffsets, 1);
-            tracing::debug!(source = %plan.source, error = %e, "cannot read earliest offsets");
-            HashMap::new()
-        }
-        None => HashMap::new(),
-    };
-
-    let assembled = lag::assemble(&plan.source, &readings, &topics, &latest, &earliest);
-    trace.samples = assembled.samples.len();
-    client.context().clear_problem();
-    Ok(Outcome {
-        data: PollData {
-            samples: assembled.samples,
-            groups: infos,
-            partial_errors: partial.into_iter().collect(),
-            anomalies: assembled.anomalies,
-            streams: Vec::new(),
-        },
-        trace,
-        describe_failed,
-        batch_describe_failed,
-    })
-}
-
-/// Re-describes, with the classic DescribeGroups (rdkafka's `fetch_group_list`),
-/// the groups described as active but with no members: a contradiction some
-/// brokers produce on the KIP-848 ConsumerGroupDescribe path.
-fn classic_describe(
-    client: &Client,
-    plan: &Plan,
-    described: &mut HashMap<String, Result<admin::GroupDescription, AdminError>>,
-    partial: &mut BTreeMap<ErrorKind, u64>,
-) {
-    let suspicious: Vec<String> = described
-        .iter()
-        .filter_map(|(g, d)| match d {
-            Ok(d) if d.members.is_empty() && is_active(d.state.as_deref()) => Some(g.clone()),
-            _ => None,
-        })
-        .take(CLASSIC_DESCRIBE_MAX)
-        .collect();
-    for group in suspicious {
-        let Ok(timeout) = plan.step("DescribeGroups") else {
-            return;
-        };
-        let list = match client.fetch_group_list(Some(&group), timeout) {
-            Ok(l) => l,
-            Err(e) => {
-                count(partial, ErrorKind::DescribeGroups, 1);
-                tracing::debug!(source = %plan.source, group, error = %e, "classic DescribeGroups failed");
-                continue;
-            }
-        };
-        let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
-            continue;
-        };
-        let Some(d) = classic_description(info, partial) else {
-            continue;
-        };
-        described.insert(group, Ok(d));
-    }
-}
-
-/// Step 4a: the classic DescribeGroups of every group in `wanted`, batched by
-/// librdkafka into one ListGroups and one DescribeGroups per broker. Groups the
-/// answer leaves out or answers without a state (KIP-848 consumer groups, which
-/// the classic API does not describe) are left for DescribeConsumerGroups.
-///
-/// The answer covers every classic group of the cluster, also those outside the
-/// group filter or this shard; they are dropped here.
-fn batch_describe(
-    client: &Client,
-    plan: &Plan,
-    wanted: &[String],
-    partial: &mut BTreeMap<ErrorKind, u64>,
-) -> Result<HashMap<String, admin::GroupDescription>, KafkaError> {
-    let timeout = plan
-        .step("DescribeGroups")
-        .map_err(|_| KafkaError::GroupListFetch(RDKafkaErrorCode::OperationTimedOut))?;
-    let list = client.fetch_group_list(None, timeout)?;
-    let wanted: std::collections::HashSet<&str> = wanted.iter().map(String::as_str).collect();
-    let mut out = HashMap::with_capacity(wanted.len());
-    for info in list.groups() {
-        if !wanted.contains(info.name()) {
-            continue;
-        }
-        if let Some(d) = classic_description(info, partial) {
-            out.insert(info.name().to_string(), d);
-        }
-    }
-    Ok(out)
-}
-
-/// A classic DescribeGroups answer as a description; None when it has no state
-/// or says "Dead" (unknown to the classic coordinator, e.g. a KIP-848 group).
-fn classic_description(
-    info: &rdkafka::groups::GroupInfo,
-    partial: &mut BTreeMap<ErrorKind, u64>,
-) -> Option<admin::GroupDescription> {
-    let state = Some(info.state().to_string()).filter(|s| !s.is_empty() && s != "Dead")?;
-    let mut members = Vec::with_capacity(info.members().len());
-    for m in info.members() {
-        let assignment = match m.assignment().map(assignment::decode) {
-            Some(Some(a)) => a,
-            Some(None) => {
-                count(partial, ErrorKind::Decode, 1);
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
-        members.push(admin::MemberDescription {
-            member_id: m.id().to_string(),
-            client_id: m.client_id().to_string(),
-            host: m.client_host().to_string(),
-            group_instance_id: None,
-            assignment,
-        });
-    }
-    Some(admin::GroupDescription {
-        state: Some(state),
-        members,
-    })
-}
-
-fn is_active(state: Option<&str>) -> bool {
-    matches!(
-        state,
-        Some("Stable" | "PreparingRebalance" | "CompletingRebalance" | "Assigning" | "Reconciling")
-    )
 }

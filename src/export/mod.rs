@@ -1,170 +1,21 @@
-//! The Prometheus exposition: lagwatch's own health (prometheus crate registry)
-//! plus the per-consumer series, written straight into one text body per snapshot.
+//! The Prometheus exposition, rendered from a snapshot's views only: the
+//! engine's own counters plus the per-consumer series, written straight into one
+//! text body per snapshot (compressed once, see [`crate::snapshot::gzip`]). Live metrics of other
+//! owners (the notifier) are appended at scrape time by the HTTP handler.
 
-use std::fmt::Write as _;
+mod compat;
 
-use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+mod self_metrics;
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+pub use self_metrics::{encode_registry, SelfMetrics};
 
 use crate::analysis::{self, GroupAnalysis, TimeLagQuality};
-use crate::config::Granularity;
-use crate::engine::{GroupView, PartitionView, SourceView};
-use crate::model::{ErrorKind, JetstreamParts, PollBatch, SourceId, Status, StreamState, System};
-
-/// Counters and gauges about lagwatch itself, owned by the engine.
-#[derive(Debug)]
-pub struct SelfMetrics {
-    registry: Registry,
-    source_up: IntGaugeVec,
-    polls: IntCounterVec,
-    poll_errors: IntCounterVec,
-    poll_duration: HistogramVec,
-    last_success: GaugeVec,
-    anomalies: IntCounterVec,
-}
-
-const SOURCE_LABELS: &[&str] = &["source", "system"];
-
-impl SelfMetrics {
-    /// Registers every metric and creates each source's series at zero, so that
-    /// `rate()` and absence alerts work from the first scrape.
-    pub fn new(sources: &[(SourceId, System)]) -> SelfMetrics {
-        let registry = Registry::new();
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "lagwatch_build_info",
-                "Always 1; labels carry the lagwatch version running.",
-            ),
-            &["version"],
-        )
-        .expect("valid metric definition");
-        let source_up = IntGaugeVec::new(
-            Opts::new(
-                "lagwatch_source_up",
-                "1 if the last poll of this source succeeded, 0 if it failed (broker unreachable, auth, timeout).",
-            ),
-            SOURCE_LABELS,
-        )
-        .expect("valid metric definition");
-        let polls = IntCounterVec::new(
-            Opts::new(
-                "lagwatch_polls_total",
-                "Polls of this source that finished, successful or not.",
-            ),
-            SOURCE_LABELS,
-        )
-        .expect("valid metric definition");
-        let poll_errors = IntCounterVec::new(
-            Opts::new(
-                "lagwatch_poll_errors_total",
-                "Errors met while polling this source, by kind; a failed poll counts once, partial failures (one group unreadable) count each.",
-            ),
-            &["source", "system", "kind"],
-        )
-        .expect("valid metric definition");
-        let poll_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "lagwatch_poll_duration_seconds",
-                "Wall time of one poll of this source, broker round trips included.",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]),
-            SOURCE_LABELS,
-        )
-        .expect("valid metric definition");
-        let last_success = GaugeVec::new(
-            Opts::new(
-                "lagwatch_last_successful_poll_timestamp_seconds",
-                "Unix time of the last successful poll of this source; 0 if none yet.",
-            ),
-            SOURCE_LABELS,
-        )
-        .expect("valid metric definition");
-        let anomalies = IntCounterVec::new(
-            Opts::new(
-                "lagwatch_anomalies_total",
-                "Broker readings that contradict each other (a committed offset above the latest offset); lag is reported as 0 for them.",
-            ),
-            SOURCE_LABELS,
-        )
-        .expect("valid metric definition");
-        for c in [
-            Box::new(build_info.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(source_up.clone()),
-            Box::new(polls.clone()),
-            Box::new(poll_errors.clone()),
-            Box::new(poll_duration.clone()),
-            Box::new(last_success.clone()),
-            Box::new(anomalies.clone()),
-        ] {
-            registry
-                .register(c)
-                .expect("metric names are unique within lagwatch");
-        }
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        for (id, system) in sources {
-            let l = [id.as_str(), system.as_str()];
-            source_up.with_label_values(&l).set(0);
-            polls.with_label_values(&l);
-            poll_duration.with_label_values(&l);
-            last_success.with_label_values(&l).set(0.0);
-            anomalies.with_label_values(&l);
-            for kind in ErrorKind::ALL {
-                poll_errors.with_label_values(&[l[0], l[1], kind.as_str()]);
-            }
-        }
-        SelfMetrics {
-            registry,
-            source_up,
-            polls,
-            poll_errors,
-            poll_duration,
-            last_success,
-            anomalies,
-        }
-    }
-
-    /// The registry other owners (the notifier) add their metrics to.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    /// Counts one poll in one place: its duration, outcome and errors.
-    pub fn record_poll(&self, batch: &PollBatch) {
-        let l = [batch.source.as_str(), batch.system.as_str()];
-        self.polls.with_label_values(&l).inc();
-        self.poll_duration
-            .with_label_values(&l)
-            .observe(batch.duration.as_secs_f64());
-        match &batch.result {
-            Ok(data) => {
-                self.source_up.with_label_values(&l).set(1);
-                self.last_success
-                    .with_label_values(&l)
-                    .set(batch.at.as_secs_f64());
-                self.anomalies.with_label_values(&l).inc_by(data.anomalies);
-                for (kind, n) in &data.partial_errors {
-                    self.poll_errors
-                        .with_label_values(&[l[0], l[1], kind.as_str()])
-                        .inc_by(*n);
-                }
-            }
-            Err(f) => {
-                self.source_up.with_label_values(&l).set(0);
-                self.poll_errors
-                    .with_label_values(&[l[0], l[1], f.kind.as_str()])
-                    .inc();
-            }
-        }
-    }
-}
+use crate::config::{Granularity, Settings};
+use crate::model::{JetstreamParts, SourceId, Status, StreamState, System};
+use crate::snapshot::{GroupView, PartitionView, SourceView};
 
 /// How much detail each source exports, and the optional compatibility names.
 #[derive(Clone, Debug, Default)]
@@ -172,6 +23,28 @@ pub struct Plan {
     /// Per source, in the engine's source order.
     pub sources: BTreeMap<SourceId, SourcePlan>,
     pub kafka_lag_exporter: bool,
+}
+
+impl Plan {
+    /// What each configured source exports.
+    pub fn new(settings: &Settings) -> Plan {
+        Plan {
+            sources: settings
+                .sources
+                .iter()
+                .map(|s| {
+                    (
+                        s.id.clone(),
+                        SourcePlan {
+                            granularity: s.granularity,
+                            max_series: s.max_series,
+                        },
+                    )
+                })
+                .collect(),
+            kafka_lag_exporter: settings.kafka_lag_exporter_compat,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -219,11 +92,8 @@ pub fn render(
         compat::render(&mut w, sources);
     }
 
-    let mut buf = Vec::with_capacity(8192);
-    if let Err(e) = TextEncoder::new().encode(&own.registry.gather(), &mut buf) {
-        tracing::error!(error = %e, "encoding lagwatch's own metrics failed");
-    }
-    let mut out = String::from_utf8_lossy(&buf).into_owned();
+    let mut out = String::with_capacity(w.out.len() + 16 * 1024);
+    own.encode(&mut out);
     let consumers = std::mem::take(&mut w.out);
     w.family(
         "lagwatch_series",
@@ -285,97 +155,112 @@ const GROUP_FAMILIES: &[(&str, &str, GroupValue)] = &[
     ("lagwatch_group_members", "Active members of the group as the broker reports them (JetStream push consumers: 1 if bound); absent when unknown.", |g, _| g.info.as_ref().and_then(|i| i.members).map(f64::from)),
 ];
 
+/// Every group of every source that is up, with the source's budget index.
+fn up_groups(sources: &[SourceView]) -> impl Iterator<Item = (usize, &SourceView, &GroupView)> {
+    sources
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.up)
+        .flat_map(|(i, s)| s.groups.iter().map(move |g| (i, s, g)))
+}
+
+/// One series per possible value of `label`, 1 for the current one.
+fn state_set<'v>(
+    w: &mut Writer,
+    (i, src, g): (usize, &SourceView, &GroupView),
+    name: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'v str, bool)>,
+) {
+    let [l0, l1, l2, l3] = group_labels(src, g);
+    for (value, current) in values {
+        w.series(
+            i,
+            name,
+            &[l0, l1, l2, l3, (label, value)],
+            f64::from(u8::from(current)),
+        );
+    }
+}
+
 fn render_groups(w: &mut Writer, sources: &[SourceView]) {
     for (name, help, value) in GROUP_FAMILIES {
         w.family(name, help, "gauge");
-        for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
-            for g in src.groups.iter() {
-                if let Some(v) = g.analysis.as_ref().and_then(|a| value(g, a)) {
-                    w.series(i, name, &group_labels(src, g), v);
-                }
+        for (i, src, g) in up_groups(sources) {
+            if let Some(v) = g.analysis.as_ref().and_then(|a| value(g, a)) {
+                w.series(i, name, &group_labels(src, g), v);
             }
         }
     }
-    w.family("lagwatch_group_lag_seconds_quality", "How lagwatch_group_lag_seconds was obtained: exact (caught up), interpolated (between two samples), extrapolated (older than the history, from the produce rate) or unknown; 1 for the current one.", "gauge");
-    for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
-        for g in src.groups.iter() {
-            if let Some(a) = &g.analysis {
-                let current = a.time_lag_max.quality();
-                for q in [
-                    TimeLagQuality::Exact,
-                    TimeLagQuality::Interpolated,
-                    TimeLagQuality::Extrapolated,
-                    TimeLagQuality::Unknown,
-                ] {
-                    let [l0, l1, l2, l3] = group_labels(src, g);
-                    w.series(
-                        i,
-                        "lagwatch_group_lag_seconds_quality",
-                        &[l0, l1, l2, l3, ("quality", q.as_str())],
-                        f64::from(u8::from(q == current)),
-                    );
-                }
-            }
+    render_group_state_sets(w, sources);
+    render_group_replicas(w, sources);
+    w.family("lagwatch_group_info", "Always 1; `state` is the broker's group state (Stable, Empty, ...; JetStream: active, missing, offline).", "gauge");
+    for (i, src, g) in up_groups(sources) {
+        let state = g
+            .info
+            .as_ref()
+            .and_then(|i| i.state.as_deref())
+            .unwrap_or("unknown");
+        let [l0, l1, l2, l3] = group_labels(src, g);
+        w.series(
+            i,
+            "lagwatch_group_info",
+            &[l0, l1, l2, l3, ("state", state)],
+            1.0,
+        );
+    }
+}
+
+/// The time lag's quality and the status, one series per possible value.
+fn render_group_state_sets(w: &mut Writer, sources: &[SourceView]) {
+    const QUALITY: &str = "lagwatch_group_lag_seconds_quality";
+    w.family(QUALITY, "How lagwatch_group_lag_seconds was obtained: exact (caught up), interpolated (between two samples), extrapolated (older than the history, from the produce rate) or unknown; 1 for the current one.", "gauge");
+    for (i, src, g) in up_groups(sources) {
+        if let Some(a) = &g.analysis {
+            let current = a.time_lag_max.quality();
+            let all = [
+                TimeLagQuality::Exact,
+                TimeLagQuality::Interpolated,
+                TimeLagQuality::Extrapolated,
+                TimeLagQuality::Unknown,
+            ];
+            let values = all.map(|q| (q.as_str(), q == current));
+            state_set(w, (i, src, g), QUALITY, "quality", values);
         }
     }
-    w.family("lagwatch_group_status", "Group health after Burrow's rules (worst partition): 1 for the current status, 0 for the others.", "gauge");
-    for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
-        for g in src.groups.iter() {
-            if let Some(a) = &g.analysis {
-                for st in Status::ALL {
-                    let [l0, l1, l2, l3] = group_labels(src, g);
-                    w.series(
-                        i,
-                        "lagwatch_group_status",
-                        &[l0, l1, l2, l3, ("status", st.as_str())],
-                        f64::from(u8::from(st == a.status)),
-                    );
-                }
-            }
+    const STATUS: &str = "lagwatch_group_status";
+    w.family(STATUS, "Group health after Burrow's rules (worst partition): 1 for the current status, 0 for the others.", "gauge");
+    for (i, src, g) in up_groups(sources) {
+        if let Some(a) = &g.analysis {
+            let values = Status::ALL.map(|st| (st.as_str(), st == a.status));
+            state_set(w, (i, src, g), STATUS, "status", values);
         }
     }
+}
+
+/// Replicas running and recommended.
+fn render_group_replicas(w: &mut Writer, sources: &[SourceView]) {
     w.family("lagwatch_group_replicas_current", "Consumers the group runs now, where known (Kafka: active members; JetStream: bound push subscriber or configured).", "gauge");
-    for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
-        for g in src.groups.iter() {
-            if let Some(c) = g.recommendation.as_ref().and_then(|r| r.current) {
-                w.series(
-                    i,
-                    "lagwatch_group_replicas_current",
-                    &group_labels(src, g),
-                    f64::from(c),
-                );
-            }
+    for (i, src, g) in up_groups(sources) {
+        if let Some(c) = g.recommendation.as_ref().and_then(|r| r.current) {
+            w.series(
+                i,
+                "lagwatch_group_replicas_current",
+                &group_labels(src, g),
+                f64::from(c),
+            );
         }
     }
     w.family("lagwatch_group_replicas_recommended", "Consumers lagwatch recommends for the group, and why (reason); absent while there is not enough data.", "gauge");
-    for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
-        for g in src.groups.iter() {
-            let Some(r) = &g.recommendation else { continue };
-            if let Some(n) = r.recommended {
-                let [l0, l1, l2, l3] = group_labels(src, g);
-                w.series(
-                    i,
-                    "lagwatch_group_replicas_recommended",
-                    &[l0, l1, l2, l3, ("reason", r.reason.as_str())],
-                    f64::from(n),
-                );
-            }
-        }
-    }
-    w.family("lagwatch_group_info", "Always 1; `state` is the broker's group state (Stable, Empty, ...; JetStream: active, missing, offline).", "gauge");
-    for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
-        for g in src.groups.iter() {
-            let state = g
-                .info
-                .as_ref()
-                .and_then(|i| i.state.as_deref())
-                .unwrap_or("unknown");
+    for (i, src, g) in up_groups(sources) {
+        let Some(r) = &g.recommendation else { continue };
+        if let Some(n) = r.recommended {
             let [l0, l1, l2, l3] = group_labels(src, g);
             w.series(
                 i,
-                "lagwatch_group_info",
-                &[l0, l1, l2, l3, ("state", state)],
-                1.0,
+                "lagwatch_group_replicas_recommended",
+                &[l0, l1, l2, l3, ("reason", r.reason.as_str())],
+                f64::from(n),
             );
         }
     }
@@ -617,147 +502,6 @@ pub fn escape_label(out: &mut String, v: &str) {
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
             c => out.push(c),
-        }
-    }
-}
-
-/// kafka-lag-exporter's metric names and labels, for dashboards and alerts
-/// written against it (it was archived in 2024). Kafka sources only.
-mod compat {
-    use std::collections::BTreeMap;
-
-    use super::Writer;
-    use crate::engine::SourceView;
-    use crate::model::System;
-
-    pub(super) fn render(w: &mut Writer, sources: &[SourceView]) {
-        let kafka = || {
-            sources
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.up && s.system == System::Kafka)
-        };
-        let per_partition: [(&str, &str, super::PartitionValue); 3] = [
-            ("kafka_consumergroup_group_offset", "kafka-lag-exporter compatible: the group's last consumed (committed) offset of the partition.", |p| p.sample.committed.map(|c| c as f64)),
-            ("kafka_consumergroup_group_lag", "kafka-lag-exporter compatible: latest offset minus committed offset of the partition.", |p| Some(p.sample.lag as f64)),
-            ("kafka_consumergroup_group_lag_seconds", "kafka-lag-exporter compatible: estimated age of the oldest unconsumed message of the partition.", |p| p.analysis.time_lag.seconds()),
-        ];
-        for (name, help, value) in per_partition {
-            w.family(name, help, "gauge");
-            for (i, src) in kafka() {
-                for p in src.partitions.iter() {
-                    if let Some(v) = value(p) {
-                        let part = p.sample.key.partition.unwrap_or(-1).to_string();
-                        let labels = [
-                            ("cluster_name", src.id.as_str()),
-                            ("group", &*p.sample.key.group.group),
-                            ("topic", &*p.sample.key.topic),
-                            ("partition", part.as_str()),
-                            ("member_host", ""),
-                            ("consumer_id", ""),
-                            ("client_id", ""),
-                        ];
-                        w.series(i, name, &labels, v);
-                    }
-                }
-            }
-        }
-        let per_group: [(&str, &str, super::RollupValue); 3] = [
-            (
-                "kafka_consumergroup_group_max_lag",
-                "kafka-lag-exporter compatible: the largest partition lag of the group.",
-                |a| Some(a.lag_max as f64),
-            ),
-            (
-                "kafka_consumergroup_group_max_lag_seconds",
-                "kafka-lag-exporter compatible: the largest partition time lag of the group.",
-                |a| a.time_lag_max.seconds(),
-            ),
-            (
-                "kafka_consumergroup_group_sum_lag",
-                "kafka-lag-exporter compatible: the group's lag summed over partitions.",
-                |a| Some(a.lag_sum as f64),
-            ),
-        ];
-        for (name, help, value) in per_group {
-            w.family(name, help, "gauge");
-            for (i, src) in kafka() {
-                for g in src.groups.iter() {
-                    if let Some(v) = g.analysis.as_ref().and_then(value) {
-                        let simple = if name == "kafka_consumergroup_group_sum_lag" {
-                            ""
-                        } else {
-                            "false"
-                        };
-                        let labels = [
-                            ("cluster_name", src.id.as_str()),
-                            ("group", &*g.key.group),
-                            ("is_simple_consumer", simple),
-                        ];
-                        w.series(i, name, &labels, v);
-                    }
-                }
-            }
-        }
-        w.family(
-            "kafka_consumergroup_group_topic_sum_lag",
-            "kafka-lag-exporter compatible: the group's lag on one topic, summed over partitions.",
-            "gauge",
-        );
-        for (i, src) in kafka() {
-            for g in src.groups.iter() {
-                for (topic, parts) in super::topic_runs(src, g) {
-                    let sum: u64 = parts.iter().map(|p| p.sample.lag).sum();
-                    let labels = [
-                        ("cluster_name", src.id.as_str()),
-                        ("group", &*g.key.group),
-                        ("topic", topic),
-                    ];
-                    w.series(
-                        i,
-                        "kafka_consumergroup_group_topic_sum_lag",
-                        &labels,
-                        sum as f64,
-                    );
-                }
-            }
-        }
-        for (name, help, earliest) in [
-            (
-                "kafka_partition_latest_offset",
-                "kafka-lag-exporter compatible: the latest offset of the partition.",
-                false,
-            ),
-            (
-                "kafka_partition_earliest_offset",
-                "kafka-lag-exporter compatible: the earliest offset of the partition.",
-                true,
-            ),
-        ] {
-            w.family(name, help, "gauge");
-            for (i, src) in kafka() {
-                // One series per topic-partition, whichever groups read it.
-                let mut seen: BTreeMap<(&str, i32), f64> = BTreeMap::new();
-                for p in src.partitions.iter() {
-                    let v = if earliest {
-                        p.sample.low.map(|l| l as f64)
-                    } else {
-                        Some(p.sample.head as f64)
-                    };
-                    if let (Some(v), Some(part)) = (v, p.sample.key.partition) {
-                        seen.entry((&p.sample.key.topic, part)).or_insert(v);
-                    }
-                }
-                for ((topic, part), v) in seen {
-                    let part = part.to_string();
-                    let labels = [
-                        ("cluster_name", src.id.as_str()),
-                        ("topic", topic),
-                        ("partition", part.as_str()),
-                    ];
-                    w.series(i, name, &labels, v);
-                }
-            }
         }
     }
 }

@@ -1,35 +1,33 @@
-//! Allow/deny regex lists, compiled once per source.
+//! Which names and groups this process watches: allow/deny regex lists
+//! compiled once, and the shard of the groups it owns.
 
 use regex::RegexSet;
-
-use crate::config::Filter;
 
 /// A name passes when it matches some allow pattern (or the allow list is empty)
 /// and no deny pattern. Patterns are unanchored, as in Burrow and kminion; write
 /// `^name$` for an exact match.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NameFilter {
     allow: Option<RegexSet>,
     deny: Option<RegexSet>,
 }
 
 impl NameFilter {
-    /// Compiles a filter validate() has already checked; an invalid pattern
-    /// (impossible after validation) yields a filter that refuses everything.
-    pub fn new(f: &Filter) -> NameFilter {
-        let set = |pats: &Vec<String>, empty_means: Option<RegexSet>| {
+    /// Compiles both lists; Err carries the regex crate's message (validation
+    /// has already checked each pattern on its own, so this fails only on size
+    /// limits of the combined set).
+    pub fn compile(allow: &[String], deny: &[String]) -> Result<NameFilter, String> {
+        let set = |pats: &[String]| -> Result<Option<RegexSet>, String> {
             if pats.is_empty() {
-                empty_means
+                Ok(None)
             } else {
-                Some(RegexSet::new(pats).unwrap_or_else(|_| {
-                    RegexSet::new(["$^"]).expect("a constant pattern compiles")
-                }))
+                RegexSet::new(pats).map(Some).map_err(|e| e.to_string())
             }
         };
-        NameFilter {
-            allow: set(&f.allow, None),
-            deny: set(&f.deny, None),
-        }
+        Ok(NameFilter {
+            allow: set(allow)?,
+            deny: set(deny)?,
+        })
     }
 
     pub fn allows(&self, name: &str) -> bool {
@@ -43,10 +41,8 @@ mod tests {
     use super::*;
 
     fn f(allow: &[&str], deny: &[&str]) -> NameFilter {
-        NameFilter::new(&Filter {
-            allow: allow.iter().map(|s| s.to_string()).collect(),
-            deny: deny.iter().map(|s| s.to_string()).collect(),
-        })
+        let own = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        NameFilter::compile(&own(allow), &own(deny)).unwrap()
     }
 
     #[test]

@@ -1,0 +1,142 @@
+//! `analysis:`: window, data limits, history bounds, thresholds per group.
+
+use std::time::Duration;
+
+use super::{group_pattern, positive};
+use crate::analysis::settings::{
+    millis, Settings, ThresholdResolver, Thresholds, BYTES_PER_SAMPLE, MAX_SAMPLES_LIMIT,
+};
+use crate::config::problems::{At, Problems};
+use crate::config::raw;
+use crate::config::Seconds;
+
+pub(super) fn settings(a: &raw::Analysis, at: &At, p: &mut Problems) -> Option<Settings> {
+    let before = p.len();
+    limits(a, at, p);
+    let expire_after = positive(p, &at.key("expire_after"), a.expire_after);
+    let thresholds = per_group(a, at, p);
+    if p.len() > before {
+        return None;
+    }
+    Some(Settings {
+        window: a.window.get(),
+        min_samples: a.min_samples,
+        min_span: a.min_span.get(),
+        max_samples_per_key: a.max_samples_per_key,
+        expire_after: expire_after?,
+        thresholds: thresholds?,
+    })
+}
+
+/// The window and the "enough data" and memory limits.
+fn limits(a: &raw::Analysis, at: &At, p: &mut Problems) {
+    if a.window.get() < Duration::from_secs(1) {
+        p.push(
+            &at.key("window"),
+            format!("must be at least 1s (got {})", a.window),
+        );
+    }
+    if a.min_samples < 2 {
+        p.push(
+            &at.key("min_samples"),
+            format!(
+                "must be at least 2: a slope needs two points (got {})",
+                a.min_samples
+            ),
+        );
+    }
+    if a.min_span >= a.window {
+        p.push(
+            &at.key("min_span"),
+            format!(
+                "must be shorter than `window` ({}), or no rate is ever computed (got {})",
+                a.window, a.min_span
+            ),
+        );
+    }
+    if a.max_samples_per_key < a.min_samples.max(2) {
+        p.push(
+            &at.key("max_samples_per_key"),
+            format!(
+                "must be at least `min_samples` ({}) (got {})",
+                a.min_samples.max(2),
+                a.max_samples_per_key
+            ),
+        );
+    }
+    if a.max_samples_per_key > MAX_SAMPLES_LIMIT {
+        p.push(
+            &at.key("max_samples_per_key"),
+            format!(
+                "must be at most {MAX_SAMPLES_LIMIT} (got {}); each sample costs about \
+                 {BYTES_PER_SAMPLE} bytes per partition or consumer",
+                a.max_samples_per_key
+            ),
+        );
+    }
+}
+
+/// The global thresholds and the per-group overrides (first match wins).
+fn per_group(a: &raw::Analysis, at: &At, p: &mut Problems) -> Option<ThresholdResolver> {
+    let before = p.len();
+    let t = &a.thresholds;
+    let global = thresholds(
+        &at.key("thresholds"),
+        a.window,
+        t.error_time_lag,
+        Some(t.stop_after),
+        p,
+    );
+    let default = Thresholds {
+        allowed_lag: t.allowed_lag,
+        error_lag: t.error_lag,
+        error_time_lag_secs: t.error_time_lag.map(|d| d.get().as_secs_f64()),
+        stop_after_ms: millis(t.stop_after.get()),
+    };
+    let mut groups = Vec::with_capacity(a.groups.len());
+    for (i, g) in a.groups.iter().enumerate() {
+        let gat = at.key("groups").index(i);
+        let re = group_pattern(p, &gat.key("pattern"), &g.pattern);
+        thresholds(&gat, a.window, g.error_time_lag, g.stop_after, p);
+        let resolved = Thresholds {
+            allowed_lag: g.allowed_lag.unwrap_or(default.allowed_lag),
+            error_lag: g.error_lag.or(default.error_lag),
+            error_time_lag_secs: g
+                .error_time_lag
+                .map(|d| d.get().as_secs_f64())
+                .or(default.error_time_lag_secs),
+            stop_after_ms: g
+                .stop_after
+                .map_or(default.stop_after_ms, |d| millis(d.get())),
+        };
+        if let Some(re) = re {
+            groups.push((re, resolved));
+        }
+    }
+    global?;
+    (p.len() == before).then(|| ThresholdResolver::new(default, groups))
+}
+
+/// The checks global and per-group thresholds share.
+fn thresholds(
+    at: &At,
+    window: Seconds,
+    error_time_lag: Option<Seconds>,
+    stop_after: Option<Seconds>,
+    p: &mut Problems,
+) -> Option<()> {
+    let before = p.len();
+    if error_time_lag.is_some_and(|e| e.get().is_zero()) {
+        p.push(
+            &at.key("error_time_lag"),
+            "must be greater than 0s; leave it unset for no time-lag threshold",
+        );
+    }
+    if let Some(s) = stop_after.filter(|s| *s < window) {
+        p.push(
+            &at.key("stop_after"),
+            format!("must be at least `window` ({window}), or STALL can never show (got {s})"),
+        );
+    }
+    (p.len() == before).then_some(())
+}

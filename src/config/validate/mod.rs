@@ -1,0 +1,211 @@
+//! The validation pass: a raw [`Config`] in, typed [`Settings`] out, or every
+//! problem of the file pushed into one [`Problems`], each at its dotted path.
+//! One function per section; each returns None when its section had problems
+//! (so no typed value is ever built from an invalid one).
+
+mod alerts;
+mod analysis;
+mod recommend;
+mod sources;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::filter::Shard;
+use super::problems::{At, Problems};
+use super::raw::{self, Config};
+use super::settings::{HttpSettings, LogSettings, Settings};
+use super::Seconds;
+
+/// Validates the whole file. `hostname` resolves `shard.index_from_hostname`.
+pub(crate) fn settings(raw: &Config, hostname: Option<&str>, p: &mut Problems) -> Option<Settings> {
+    let root = At::root();
+    let before = p.len();
+    let http = http(&raw.http, &root.key("http"), p);
+    let log = log(&raw.log, &root.key("log"), p);
+    check_interval(p, &root.key("poll_interval"), raw.poll_interval);
+    check_timeout(p, &root.key("request_timeout"), raw.request_timeout);
+    let shutdown_timeout = positive(p, &root.key("shutdown_timeout"), raw.shutdown_timeout);
+    let shard = shard(&raw.shard, hostname, &root.key("shard"), p);
+    let analysis = analysis::settings(&raw.analysis, &root.key("analysis"), p);
+    let recommend = recommend::settings(&raw.recommend, &root.key("recommend"), p);
+    let alerts = alerts::settings(&raw.alerts, &root.key("alerts"), p);
+    let sources = sources::settings(raw, &root.key("sources"), p);
+    if p.len() > before {
+        return None;
+    }
+    Some(Settings {
+        http: http?,
+        log: log?,
+        shutdown_timeout: shutdown_timeout?,
+        shard: shard?,
+        kafka_lag_exporter_compat: raw.metrics.kafka_lag_exporter_compat,
+        analysis: analysis?,
+        recommend: recommend?,
+        alerts: alerts?,
+        sources: sources?,
+    })
+}
+
+fn http(raw: &raw::Http, at: &At, p: &mut Problems) -> Option<HttpSettings> {
+    let listen = p.check(
+        &at.key("listen"),
+        raw.listen
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("`{}` is not an IP:port address ({e})", raw.listen)),
+    );
+    if raw.api_token.as_deref() == Some("") {
+        p.push(
+            &at.key("api_token"),
+            "is empty; remove it to leave the API open, or set a token",
+        );
+        return None;
+    }
+    Some(HttpSettings {
+        listen: listen?,
+        api_token: raw.api_token.clone(),
+    })
+}
+
+fn log(raw: &raw::Log, at: &At, p: &mut Problems) -> Option<LogSettings> {
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.level) {
+        p.push(
+            &at.key("level"),
+            format!("not a valid log filter ({e}); try `info` or `lagwatch=debug`"),
+        );
+        return None;
+    }
+    Some(LogSettings {
+        level: raw.level.clone(),
+        format: raw.format,
+    })
+}
+
+/// This process's shard, resolving `index_from_hostname` with `hostname`.
+fn shard(raw: &raw::Shard, hostname: Option<&str>, at: &At, p: &mut Problems) -> Option<Shard> {
+    if raw.count == 0 {
+        p.push(&at.key("count"), "must be at least 1");
+        return None;
+    }
+    if raw.index.is_some() && raw.index_from_hostname {
+        p.push(
+            &at.key("index"),
+            "set `index` or `index_from_hostname`, not both",
+        );
+        return None;
+    }
+    let index = match (raw.index, raw.index_from_hostname) {
+        (Some(i), _) => Ok(i.0),
+        (None, true) => hostname
+            .ok_or_else(|| "index_from_hostname is set but HOSTNAME is not".to_string())
+            .and_then(|h| {
+                h.rsplit('-')
+                    .next()
+                    .and_then(|o| o.parse().ok())
+                    .ok_or_else(|| format!("host name `{h}` does not end in -ORDINAL"))
+            }),
+        (None, false) if raw.count == 1 => Ok(0),
+        (None, false) => Err(format!(
+            "count is {} but neither index nor index_from_hostname is set",
+            raw.count
+        )),
+    };
+    let index = p.check(at, index)?;
+    if index >= raw.count {
+        p.push(
+            at,
+            format!(
+                "index {index} is out of range for count {} (0..{})",
+                raw.count,
+                raw.count - 1
+            ),
+        );
+        return None;
+    }
+    Some(Shard {
+        index,
+        count: raw.count,
+    })
+}
+
+/// Poll intervals: at least 1 s.
+fn check_interval(p: &mut Problems, at: &At, v: Seconds) -> Option<Duration> {
+    if v.get() < Duration::from_secs(1) {
+        p.push(at, format!("must be at least 1s (got {v})"));
+        return None;
+    }
+    Some(v.get())
+}
+
+/// Request timeouts: at least 100 ms.
+fn check_timeout(p: &mut Problems, at: &At, v: Seconds) -> Option<Duration> {
+    if v.get() < Duration::from_millis(100) {
+        p.push(at, format!("must be at least 100ms (got {v})"));
+        return None;
+    }
+    Some(v.get())
+}
+
+/// Durations that must not be zero.
+fn positive(p: &mut Problems, at: &At, v: Seconds) -> Option<Duration> {
+    if v.get().is_zero() {
+        p.push(at, "must be greater than 0s");
+        return None;
+    }
+    Some(v.get())
+}
+
+/// What is wrong with a name that becomes a label value or an identifier
+/// (sources, receivers, rules), or None when it is fine.
+pub(crate) fn name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("must not be empty".into())
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        Some(format!(
+            "`{name}` may contain only letters, digits, `-`, `_` and `.`"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Compiles a regex, or says in one line what is wrong with it (the parser's
+/// last line names the problem).
+fn regex(p: &mut Problems, at: &At, pattern: &str) -> Option<regex::Regex> {
+    p.check(
+        at,
+        regex::Regex::new(pattern).map_err(|e| {
+            let detail = e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            format!("invalid regex `{pattern}`: {detail}")
+        }),
+    )
+}
+
+/// As [`regex`], for a per-group `pattern` that must not be empty.
+fn group_pattern(p: &mut Problems, at: &At, pattern: &str) -> Option<regex::Regex> {
+    if pattern.is_empty() {
+        p.push(at, "must not be empty; use `.*` to match every group");
+        return None;
+    }
+    regex(p, at, pattern)
+}
+
+/// Problems whose path is at or below one of `parsed` (already reported by the
+/// parser, whose bad value was dropped) are not news: drop them.
+pub(crate) fn not_below(parsed: &[String], path: &str) -> bool {
+    !parsed.iter().any(|q| {
+        path == q
+            || path
+                .strip_prefix(q.as_str())
+                .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    })
+}

@@ -1,0 +1,268 @@
+//! `sources:`: names, exactly one kind each, servers, timings, filters, auth.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use super::{check_interval, check_timeout, name_problem, regex};
+use crate::config::filter::NameFilter;
+use crate::config::problems::{At, Problems};
+use crate::config::raw::{self, Config};
+use crate::config::settings::{
+    JetstreamSettings, KafkaSettings, NatsAuth, NatsTls, SourceKind, SourceSettings, Timing,
+};
+use crate::model::SourceId;
+
+/// librdkafka properties lagwatch sets itself; overriding them breaks monitoring.
+const RESERVED_KAFKA_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "isolation.level",
+];
+
+pub(super) fn settings(raw: &Config, at: &At, p: &mut Problems) -> Option<Vec<SourceSettings>> {
+    if raw.sources.is_empty() {
+        p.push(at, "at least one source (kafka or jetstream) is required");
+        return None;
+    }
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(raw.sources.len());
+    let mut ok = true;
+    for (i, s) in raw.sources.iter().enumerate() {
+        let at = at.index(i);
+        if let Some(message) = name_problem(&s.name) {
+            p.push(&at.key("name"), message);
+            ok = false;
+        } else if !seen.insert(s.name.as_str()) {
+            p.push(
+                &at.key("name"),
+                format!("duplicate source name `{}`; names must be unique", s.name),
+            );
+            ok = false;
+        }
+        match source(raw, s, &at, p) {
+            Some(source) => out.push(source),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn source(top: &Config, s: &raw::Source, at: &At, p: &mut Problems) -> Option<SourceSettings> {
+    let both = s.kafka.is_some() && s.jetstream.is_some();
+    match (&s.kafka, &s.jetstream) {
+        (None, None) => p.push(at, "needs exactly one of `kafka` or `jetstream`"),
+        (Some(_), Some(_)) => p.push(
+            at,
+            "has both `kafka` and `jetstream`; use one source entry each",
+        ),
+        _ => {}
+    }
+    // Each kind present is checked, even both of them: every problem at once.
+    let mut found = None;
+    if let Some(k) = &s.kafka {
+        let at = at.key("kafka");
+        let timing = timing(top, k.poll_interval, k.request_timeout, &at, p);
+        found = Some((timing, kafka(k, &at, p).map(SourceKind::Kafka)));
+    }
+    if let Some(j) = &s.jetstream {
+        let at = at.key("jetstream");
+        let timing = timing(top, j.poll_interval, j.request_timeout, &at, p);
+        found = Some((timing, jetstream(j, &at, p).map(SourceKind::Jetstream)));
+    }
+    let (timing, kind) = found?;
+    if both {
+        return None;
+    }
+    Some(SourceSettings {
+        id: SourceId::new(&s.name),
+        timing: timing?,
+        granularity: s.granularity.unwrap_or(top.metrics.granularity),
+        max_series: s.max_series.or(top.metrics.max_series_per_source),
+        kind: kind?,
+    })
+}
+
+/// The source's own poll interval and request timeout, else the file's defaults.
+fn timing(
+    top: &Config,
+    poll: Option<crate::config::Seconds>,
+    timeout: Option<crate::config::Seconds>,
+    at: &At,
+    p: &mut Problems,
+) -> Option<Timing> {
+    let poll_interval = match poll {
+        Some(v) => check_interval(p, &at.key("poll_interval"), v),
+        None => Some(top.poll_interval.get()),
+    };
+    let request_timeout = match timeout {
+        Some(v) => check_timeout(p, &at.key("request_timeout"), v),
+        None => Some(top.request_timeout.get()),
+    };
+    Some(Timing {
+        poll_interval: poll_interval?,
+        request_timeout: request_timeout?,
+    })
+}
+
+fn kafka(k: &raw::Kafka, at: &At, p: &mut Problems) -> Option<KafkaSettings> {
+    let before = p.len();
+    if k.bootstrap_servers.is_empty() {
+        p.push(
+            &at.key("bootstrap_servers"),
+            "at least one host:port is required",
+        );
+    }
+    for (j, b) in k.bootstrap_servers.iter().enumerate() {
+        if !b.contains(':') || b.trim() != b || b.is_empty() {
+            p.push(
+                &at.key("bootstrap_servers").index(j),
+                format!("`{b}` is not host:port"),
+            );
+        }
+    }
+    for (j, g) in k.groups.iter().enumerate() {
+        if g.is_empty() {
+            p.push(&at.key("groups").index(j), "must not be empty");
+        }
+    }
+    let group_filter = filter(&k.group_filter, &at.key("group_filter"), p);
+    let topic_filter = filter(&k.topic_filter, &at.key("topic_filter"), p);
+    for key in k.properties.keys() {
+        if RESERVED_KAFKA_PROPERTIES.contains(&key.as_str()) {
+            p.push(
+                &at.key("properties").key(key),
+                format!("`{key}` is set by lagwatch itself; use the dedicated key instead"),
+            );
+        }
+    }
+    if p.len() > before {
+        return None;
+    }
+    // The same group listed twice would be polled and exported twice.
+    let mut groups = k.groups.clone();
+    groups.sort();
+    groups.dedup();
+    Some(KafkaSettings {
+        bootstrap_servers: k.bootstrap_servers.clone(),
+        isolation_level: k.isolation_level,
+        groups,
+        group_filter: group_filter?,
+        topic_filter: topic_filter?,
+        properties: k.properties.clone(),
+    })
+}
+
+fn jetstream(j: &raw::Jetstream, at: &At, p: &mut Problems) -> Option<JetstreamSettings> {
+    let before = p.len();
+    if j.servers.is_empty() {
+        p.push(&at.key("servers"), "at least one nats:// URL is required");
+    }
+    for (n, url) in j.servers.iter().enumerate() {
+        if url.is_empty() || url.contains(char::is_whitespace) {
+            p.push(
+                &at.key("servers").index(n),
+                format!("`{url}` is not a server URL"),
+            );
+        }
+    }
+    if j.domain.is_some() && j.api_prefix.is_some() {
+        p.push(
+            &at.key("domain"),
+            "`domain` and `api_prefix` are exclusive; set one",
+        );
+    }
+    let auth = nats_auth(&j.auth, &at.key("auth"), p);
+    let tls = j.tls.as_ref().map(|t| nats_tls(t, &at.key("tls"), p));
+    let stream_filter = filter(&j.stream_filter, &at.key("stream_filter"), p);
+    let consumer_filter = filter(&j.consumer_filter, &at.key("consumer_filter"), p);
+    if p.len() > before {
+        return None;
+    }
+    // `$JS.API`, `$JS.<domain>.API`, or the configured prefix (trailing dot trimmed).
+    let api_prefix = match (&j.domain, &j.api_prefix) {
+        (Some(d), _) => format!("$JS.{d}.API"),
+        (None, Some(p)) => p.trim_end_matches('.').to_string(),
+        (None, None) => "$JS.API".to_string(),
+    };
+    Some(JetstreamSettings {
+        servers: j.servers.clone(),
+        api_prefix,
+        auth: auth?,
+        tls: tls.flatten(),
+        stream_filter: stream_filter?,
+        consumer_filter: consumer_filter?,
+        ephemeral: j.ephemeral,
+    })
+}
+
+fn nats_auth(a: &raw::NatsAuth, at: &At, p: &mut Problems) -> Option<NatsAuth> {
+    let methods = [
+        a.user.is_some() || a.password.is_some(),
+        a.token.is_some(),
+        a.nkey_seed.is_some(),
+        a.credentials_file.is_some(),
+    ];
+    let mut ok = true;
+    if methods.iter().filter(|m| **m).count() > 1 {
+        p.push(
+            at,
+            "set only one of user/password, token, nkey_seed, credentials_file",
+        );
+        ok = false;
+    }
+    if a.user.is_some() != a.password.is_some() {
+        p.push(at, "`user` and `password` go together");
+        ok = false;
+    }
+    if !ok {
+        return None;
+    }
+    Some(
+        match (
+            &a.user,
+            &a.password,
+            &a.token,
+            &a.nkey_seed,
+            &a.credentials_file,
+        ) {
+            (Some(user), Some(password), ..) => NatsAuth::UserPassword {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            (_, _, Some(t), ..) => NatsAuth::Token(t.clone()),
+            (_, _, _, Some(seed), _) => NatsAuth::NkeySeed(seed.clone()),
+            (.., Some(file)) => NatsAuth::CredentialsFile(PathBuf::from(file)),
+            _ => NatsAuth::None,
+        },
+    )
+}
+
+fn nats_tls(t: &raw::NatsTls, at: &At, p: &mut Problems) -> Option<NatsTls> {
+    let client = match (&t.cert_file, &t.key_file) {
+        (Some(c), Some(k)) => Some((PathBuf::from(c), PathBuf::from(k))),
+        (None, None) => None,
+        _ => {
+            p.push(at, "`cert_file` and `key_file` go together");
+            return None;
+        }
+    };
+    Some(NatsTls {
+        ca_file: t.ca_file.as_ref().map(PathBuf::from),
+        client,
+    })
+}
+
+/// Checks every pattern of an allow/deny filter, then compiles it.
+fn filter(f: &raw::Filter, at: &At, p: &mut Problems) -> Option<NameFilter> {
+    let before = p.len();
+    for (list, pats) in [("allow", &f.allow), ("deny", &f.deny)] {
+        for (i, pattern) in pats.iter().enumerate() {
+            regex(p, &at.key(list).index(i), pattern);
+        }
+    }
+    if p.len() > before {
+        return None;
+    }
+    p.check(at, NameFilter::compile(&f.allow, &f.deny))
+}

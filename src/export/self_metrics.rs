@@ -1,0 +1,221 @@
+//! Counters and gauges about lagwatch's own polling, owned by the engine and
+//! rendered into each snapshot's body: every poll is counted here, in one place.
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::history::RestartReason;
+use crate::model::{ErrorKind, PollBatch, SourceId, System};
+
+/// The engine's own metrics.
+#[derive(Debug)]
+pub struct SelfMetrics {
+    registry: Registry,
+    source_up: IntGaugeVec,
+    polls: IntCounterVec,
+    poll_errors: IntCounterVec,
+    poll_duration: HistogramVec,
+    last_success: GaugeVec,
+    anomalies: IntCounterVec,
+    history_restarts: IntCounterVec,
+    notifications_dropped: IntCounter,
+}
+
+const SOURCE_LABELS: &[&str] = &["source", "system"];
+
+/// Registers `c` on `registry` and hands it back.
+fn registered<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    c: C,
+) -> Result<C, prometheus::Error> {
+    registry.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    registered(r, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+fn int_gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    registered(r, IntGaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<GaugeVec> {
+    registered(r, GaugeVec::new(Opts::new(name, help), labels)?)
+}
+
+impl SelfMetrics {
+    /// Registers every metric and creates each source's series at zero, so that
+    /// `rate()` and absence alerts work from the first scrape.
+    pub fn new(sources: &[(SourceId, System)]) -> Result<SelfMetrics, prometheus::Error> {
+        let r = Registry::new();
+        let m = SelfMetrics {
+            source_up: int_gauge_vec(
+                &r,
+                "lagwatch_source_up",
+                "1 if the last poll of this source succeeded, 0 if it failed (broker unreachable, auth, timeout).",
+                SOURCE_LABELS,
+            )?,
+            polls: counter_vec(
+                &r,
+                "lagwatch_polls_total",
+                "Polls of this source that finished, successful or not.",
+                SOURCE_LABELS,
+            )?,
+            poll_errors: counter_vec(
+                &r,
+                "lagwatch_poll_errors_total",
+                "Errors met while polling this source, by kind; a failed poll counts once, partial failures (one group unreadable) count each.",
+                &["source", "system", "kind"],
+            )?,
+            poll_duration: registered(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "lagwatch_poll_duration_seconds",
+                        "Wall time of one poll of this source, broker round trips included.",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    ]),
+                    SOURCE_LABELS,
+                )?,
+            )?,
+            last_success: gauge_vec(
+                &r,
+                "lagwatch_last_successful_poll_timestamp_seconds",
+                "Unix time of the last successful poll of this source; 0 if none yet.",
+                SOURCE_LABELS,
+            )?,
+            anomalies: counter_vec(
+                &r,
+                "lagwatch_anomalies_total",
+                "Broker readings that contradict each other (a committed offset above the latest offset); lag is reported as 0 for them.",
+                SOURCE_LABELS,
+            )?,
+            history_restarts: counter_vec(
+                &r,
+                "lagwatch_history_restarts_total",
+                "Partitions or consumers whose sample history was thrown away and started again, by reason: head_decreased (topic or stream recreated), purged (everything stored deleted at once), clock_went_back. Rates and status need a full window again afterwards.",
+                &["source", "system", "reason"],
+            )?,
+            notifications_dropped: registered(
+                &r,
+                IntCounter::new(
+                    "lagwatch_engine_notifications_dropped_total",
+                    "Notifications the engine could not hand to the notifier (its channel full or the notifier gone); they are lost.",
+                )?,
+            )?,
+            registry: r,
+        };
+        int_gauge_vec(
+            &m.registry,
+            "lagwatch_build_info",
+            "Always 1; labels carry the lagwatch version running.",
+            &["version"],
+        )?
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+        m.zero(sources);
+        Ok(m)
+    }
+
+    /// Creates every series of every source at zero.
+    fn zero(&self, sources: &[(SourceId, System)]) {
+        for (id, system) in sources {
+            let l = [id.as_str(), system.as_str()];
+            self.source_up.with_label_values(&l).set(0);
+            self.polls.with_label_values(&l);
+            self.poll_duration.with_label_values(&l);
+            self.last_success.with_label_values(&l).set(0.0);
+            self.anomalies.with_label_values(&l);
+            for kind in ErrorKind::ALL {
+                self.poll_errors
+                    .with_label_values(&[l[0], l[1], kind.as_str()]);
+            }
+            for reason in RestartReason::ALL {
+                self.history_restarts
+                    .with_label_values(&[l[0], l[1], reason.as_str()]);
+            }
+        }
+    }
+
+    /// Counts one poll in one place: its duration, outcome and errors.
+    pub fn record_poll(&self, batch: &PollBatch) {
+        let l = [batch.source.as_str(), batch.system.as_str()];
+        self.polls.with_label_values(&l).inc();
+        self.poll_duration
+            .with_label_values(&l)
+            .observe(batch.duration.as_secs_f64());
+        match &batch.result {
+            Ok(data) => {
+                self.source_up.with_label_values(&l).set(1);
+                self.last_success
+                    .with_label_values(&l)
+                    .set(batch.at.as_secs_f64());
+                self.anomalies.with_label_values(&l).inc_by(data.anomalies);
+                for (kind, n) in &data.partial_errors {
+                    self.poll_errors
+                        .with_label_values(&[l[0], l[1], kind.as_str()])
+                        .inc_by(*n);
+                }
+            }
+            Err(f) => {
+                self.source_up.with_label_values(&l).set(0);
+                self.poll_errors
+                    .with_label_values(&[l[0], l[1], f.kind.as_str()])
+                    .inc();
+            }
+        }
+    }
+
+    /// Counts history restarts of one source's keys, by reason.
+    pub fn record_restarts(
+        &self,
+        source: &SourceId,
+        system: System,
+        reason: RestartReason,
+        n: u64,
+    ) {
+        self.history_restarts
+            .with_label_values(&[source.as_str(), system.as_str(), reason.as_str()])
+            .inc_by(n);
+    }
+
+    /// Counts a notification the engine could not queue.
+    pub fn record_notification_dropped(&self) {
+        self.notifications_dropped.inc();
+    }
+
+    /// The text exposition of these metrics.
+    pub fn encode(&self, out: &mut String) {
+        encode_registry(&self.registry, out);
+    }
+}
+
+/// Appends the text exposition of `registry` to `out`.
+pub fn encode_registry(registry: &Registry, out: &mut String) {
+    let mut buf = Vec::with_capacity(8192);
+    if let Err(e) = TextEncoder::new().encode(&registry.gather(), &mut buf) {
+        tracing::error!(error = %e, "encoding lagwatch's own metrics failed");
+    }
+    out.push_str(&String::from_utf8_lossy(&buf));
+}

@@ -1,0 +1,42 @@
+//! Step 1, Metadata: every topic the topic filter allows, with its partition
+//! count, in one request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+
+use super::poll::{classify, Poll};
+use crate::model::{ErrorKind, PollFailure};
+
+/// Topic name -> partition count.
+pub(super) type Topics = BTreeMap<Arc<str>, i32>;
+
+impl Poll<'_> {
+    pub fn metadata(&mut self) -> Result<Topics, PollFailure> {
+        let started = Instant::now();
+        let timeout = self.plan.step("metadata")?;
+        let metadata = self.client.fetch_metadata(None, timeout).map_err(|e| {
+            let code = match &e {
+                KafkaError::MetadataFetch(c) => Some(*c),
+                other => other.rdkafka_error_code(),
+            };
+            PollFailure {
+                kind: classify(self.client, code, ErrorKind::Metadata),
+                message: format!("cannot read cluster metadata: {e}"),
+            }
+        })?;
+        self.trace.phase("metadata", started, 1);
+        let mut topics = Topics::new();
+        for t in metadata.topics() {
+            if t.error().is_some() || !self.plan.topic_filter.allows(t.name()) {
+                continue;
+            }
+            let n = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
+            topics.insert(Arc::from(t.name()), n);
+        }
+        Ok(topics)
+    }
+}
