@@ -33,6 +33,7 @@ use lagwatch::config::Granularity;
 use lagwatch::engine::{Engine, EngineConfig};
 use lagwatch::export::{self, Plan, SelfMetrics, SourcePlan};
 use lagwatch::http::{router, AppState};
+
 use lagwatch::model::{
     ConsumerKey, GroupInfo, GroupKey, JetstreamParts, Millis, PollBatch, PollData, Sample,
     SourceId, StreamState, System,
@@ -380,7 +381,7 @@ fn main() {
         api_token: None,
         live_metrics: Vec::new(),
     });
-    runtime.spawn(async move { axum::serve(listener, app).await });
+    runtime.spawn(lagwatch::http::serve(listener, app, std::future::pending()));
     let url = format!("http://{addr}/metrics");
     // Warm the gzip cache the way the first gzip scrape would.
     let _ = snap.metrics_gzip();

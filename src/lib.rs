@@ -185,11 +185,9 @@ fn serve(
     app: axum::Router,
     stop: CancellationToken,
 ) -> JoinHandle<std::io::Result<()>> {
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    })
+    tokio::spawn(http::serve(listener, app, async move {
+        stop.cancelled().await
+    }))
 }
 
 /// The running tasks, stopped in the reverse order of the data flow.

@@ -68,6 +68,25 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Serves `app` on `listener` until `shutdown` completes. Every connection gets
+/// TCP_NODELAY: a response written in pieces (the /metrics body and its live
+/// tail) must not wait for the client's delayed ACK between them.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// Checks `Authorization: Bearer <token>` in constant time.
 async fn require_token(
     State(state): State<AppState>,

@@ -3,11 +3,12 @@
 //!
 //! The snapshot's body (megabytes at partition granularity) is deflated once and
 //! sync-flushed, which ends it on a byte boundary without a final block. Each
-//! scrape deflates only the live tail (the notifier's metrics, a few kilobytes)
-//! as a complete deflate stream and appends it: a deflate stream is a sequence of
-//! blocks, and the tail's blocks never refer back into the body's (pigz joins its
-//! parallel pieces the same way). The gzip trailer's CRC-32 is the body's CRC
-//! combined with the tail's. The result is a single, ordinary gzip member, which
+//! scrape appends the live tail (the notifier's metrics, a few kilobytes) as
+//! *stored* deflate blocks, the last one final: a deflate stream is a sequence of
+//! blocks, and stored blocks refer to nothing before them (pigz joins its
+//! parallel pieces the same way). Storing costs a few bytes per 64 KiB and no
+//! compressor state, so a scrape allocates almost nothing. The gzip trailer's
+//! CRC-32 is the body's CRC combined with the tail's. The result is a single, ordinary gzip member, which
 //! every client decodes (not a multi-member stream, which some do not).
 
 use std::io::Write as _;
@@ -75,6 +76,26 @@ impl Prefix {
     }
 }
 
+/// `data` as stored deflate blocks of at most 65,535 bytes, the last one final
+/// (RFC 1951 3.2.4: a header byte, LEN and its complement, the bytes).
+fn stored_blocks(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 5 * (data.len() / 65_535 + 1));
+    let mut chunks = data.chunks(65_535).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        // In range: chunks are at most 65,535 bytes.
+        let len = u16::try_from(chunk.len()).unwrap_or(u16::MAX);
+        out.push(u8::from(last));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,7 +116,7 @@ mod tests {
         let body: Vec<u8> = (0..200_000u32)
             .flat_map(|i| format!("lagwatch_x{{p=\"{i}\"}} {}\n", i % 97).into_bytes())
             .collect();
-        for tail in [&b""[..], b"# live\nlagwatch_y 1\n", &body[..5000]] {
+        for tail in [&b""[..], b"# live\nlagwatch_y 1\n", &body[..5000], &body[..200_000]] {
             let p = prefix(&body);
             let mut want = body.clone();
             want.extend_from_slice(tail);
