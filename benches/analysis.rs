@@ -47,6 +47,7 @@ fn sample(key: &ConsumerKey, k: usize, poll: i64) -> Sample {
         low: Some(poll * rate),
         lag: u64::try_from(head - committed).unwrap_or(0),
         jetstream: None,
+        oldest_written: None,
     }
 }
 
@@ -123,7 +124,7 @@ fn main() {
             for key in chunk {
                 if let Some(h) = history.get(key) {
                     h.decode_into(&mut scratch);
-                    analyses.push(analyze(h, &scratch, now, &settings, t));
+                    analyses.push(analyze(h, &scratch, now, &settings, t, None));
                 }
             }
             let g = rollup(analyses[from..].iter());

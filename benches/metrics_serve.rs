@@ -91,6 +91,7 @@ fn kafka_poll(src: &SourceId, groups: usize, topics: usize, partitions: usize, n
                     low: Some(1_000_000 + rate * 10 * n),
                     lag: u64::try_from(head - committed).unwrap_or(0),
                     jetstream: None,
+                    oldest_written: None,
                 });
             }
         }
@@ -148,7 +149,10 @@ fn jetstream_poll(src: &SourceId, consumers: usize, n: i64) -> PollData {
                     push: false,
                     deliver_group: None,
                     push_bound: false,
+                    filtered: false,
+                    filter_subject: None,
                 })),
+                oldest_written: None,
             });
         }
     }

@@ -104,7 +104,7 @@ def overview():
         target(f'max by (source, system, group, topic) (lagwatch_group_status_code{{{SEL}}})', instant=True, ref="D", fmt="table"),
         target(f'max by (source, system, group, topic) (lagwatch_group_catchup_eta_seconds{{{SEL}}})', instant=True, ref="E", fmt="table"),
         target(f'max by (source, system, group, topic) (lagwatch_group_replicas_recommended{{{SEL}}})', instant=True, ref="F", fmt="table"),
-        target(f'max by (source, system, group, topic) (lagwatch_group_time_until_loss_seconds{{{SEL}}})', instant=True, ref="G", fmt="table"),
+        target(f'max by (source, system, group, topic) (lagwatch_group_projected_loss_seconds{{{SEL}}})', instant=True, ref="G", fmt="table"),
     ]
     panels = [
         panel(L, "stat", "Sources up", [target(f'lagwatch_source_up{{{SEL}}}', "{{source}}", instant=True)], w=8, h=4,
@@ -113,7 +113,7 @@ def overview():
               description="Burrow-style status of every group (worst partition)."),
         panel(L, "stat", "Messages behind, all groups", [target(f'sum(lagwatch_group_lag_messages{{{SEL}}})', "lag", instant=True)], w=8, h=4, unit="short"),
         panel(L, "table", "Groups, worst first", worst, w=24, h=10,
-              description="Time lag (s), lag (messages), growth (msg/s), status (0 OK .. 5 ERR), ETA (s), recommended replicas, time until retention loss (s).",
+              description="Time lag (s), lag (messages), growth (msg/s), status (0 OK .. 5 ERR), ETA (s), recommended replicas, projected retention loss at the current rates (s; empty while the group keeps pace).",
               extra={"transformations": [{"id": "merge", "options": {}}, {"id": "sortBy", "options": {"sort": [{"field": "Value #A", "desc": True}]}}]}),
         panel(L, "timeseries", "Time lag (age of the oldest unconsumed message)", [target(f'lagwatch_group_lag_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="s"),
         panel(L, "timeseries", "Lag (messages)", [target(f'lagwatch_group_lag_messages{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="short"),
@@ -121,8 +121,10 @@ def overview():
               description="Messages per second the lag grows (negative: it drains)."),
         panel(L, "timeseries", "Catch-up ETA", [target(f'lagwatch_group_catchup_eta_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="s",
               description="Present only while a group is catching up."),
-        panel(L, "timeseries", "Retention risk: time until loss", [target(f'lagwatch_group_time_until_loss_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="s",
-              description="If the group stopped now, when retention would delete messages it has not consumed."),
+        panel(L, "timeseries", "Retention risk: projected loss", [
+            target(f'lagwatch_group_projected_loss_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}} at current rates", ref="A"),
+            target(f'lagwatch_group_time_until_loss_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}} if stopped now", ref="B")], unit="s",
+              description="When the configured retention deletes messages the group has not consumed: at the current rates (what alerts; absent while it keeps pace), and if it stopped now (headroom)."),
         panel(L, "timeseries", "Recommended vs current replicas", [
             target(f'lagwatch_group_replicas_recommended{{{SEL}}}', "{{group}} recommended ({{reason}})", ref="A"),
             target(f'lagwatch_group_replicas_current{{{SEL}}}', "{{group}} current", ref="B")], unit="short"),
@@ -167,9 +169,10 @@ def group():
         panel(L, "timeseries", "Recommended vs current replicas", [
             target(f'lagwatch_group_replicas_recommended{{{GSEL}}}', "recommended ({{reason}})", ref="A"),
             target(f'lagwatch_group_replicas_current{{{GSEL}}}', "current", ref="B")], unit="short"),
-        panel(L, "timeseries", "Retention: lost messages and time until loss", [
+        panel(L, "timeseries", "Retention: lost messages, projected loss, headroom", [
             target(f'lagwatch_group_lost_messages{{{GSEL}}}', "lost {{group}}", ref="A"),
-            target(f'lagwatch_group_time_until_loss_seconds{{{GSEL}}}', "seconds until loss {{group}}", ref="B")], w=24),
+            target(f'lagwatch_group_projected_loss_seconds{{{GSEL}}}', "seconds until loss at current rates {{group}}", ref="B"),
+            target(f'lagwatch_group_time_until_loss_seconds{{{GSEL}}}', "seconds until loss if stopped {{group}}", ref="C")], w=24),
     ]
     return dashboard("lagwatch-group", "lagwatch group", "One consumer group in detail: partitions, rates, members, recommendation.",
                      panels, VARIABLES + [GROUP_VAR])

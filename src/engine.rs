@@ -11,12 +11,12 @@ use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::alert::{AlertEvaluator, Incident, Notification, Observation};
-use crate::analysis::{self, Settings};
+use crate::analysis::{self, Settings, TimeLagQuality};
 use crate::export::{self, SelfMetrics};
 use crate::history::{History, Point, RestartReason};
 use crate::model::{
-    GroupInfo, GroupKey, Millis, PollBatch, PollData, PollFailure, Sample, SourceId, StreamState,
-    System,
+    ConsumerKey, ExactRequest, ExactRequests, GroupInfo, GroupKey, Millis, PollBatch, PollData,
+    PollFailure, RetentionLimits, Sample, SourceId, StreamState, System,
 };
 use crate::recommend::{self, PartitionInput, RecommendState};
 use crate::snapshot::{GroupView, PartitionView, Snapshot, SourceView, TREND_POINTS};
@@ -29,6 +29,8 @@ struct GroupState {
     trend: VecDeque<(Millis, u64)>,
     /// Hysteresis, learned capacity, KEDA's persistent-lag memory.
     recommend: RecommendState,
+    /// Messages the group's committed offsets skipped, since lagwatch started.
+    skipped: u64,
 }
 
 /// Owns the state; see the module docs.
@@ -47,7 +49,16 @@ pub struct Engine {
     /// decoding allocates nothing in steady state.
     scratch: VecDeque<Point>,
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
+    /// Per source: the keys whose oldest unconsumed message the source should
+    /// read the broker's timestamp of at its next poll, and for how many more
+    /// polls each stays asked for (see `request_exact`).
+    exact_requests: HashMap<SourceId, (watch::Sender<ExactRequests>, HashMap<ConsumerKey, u8>)>,
 }
+
+/// A key whose time lag needed reading exactly stays asked for this many polls,
+/// caught up or not: a bursty partition is read exactly from the first poll of
+/// its next burst on, not from the second.
+const EXACT_STICKY_POLLS: u8 = 10;
 
 /// The engine's half of notifications: the pure evaluator and the queue to
 /// the notifier task.
@@ -108,9 +119,19 @@ impl Engine {
             plan: cfg.plan,
             scratch: VecDeque::new(),
             snapshot_tx,
+            exact_requests: HashMap::new(),
         };
         engine.publish(Millis::now());
         (engine, rx)
+    }
+
+    /// The channel the engine tells `source` which keys to read exactly on.
+    pub fn exact_requests(&mut self, source: &SourceId) -> watch::Receiver<ExactRequests> {
+        self.exact_requests
+            .entry(source.clone())
+            .or_insert_with(|| (watch::channel(Arc::default()).0, HashMap::new()))
+            .0
+            .subscribe()
     }
 
     /// Applies batches until every sender is gone, publishing after each.
@@ -138,6 +159,11 @@ impl Engine {
         let PollBatch {
             source, at, result, ..
         } = batch;
+        // Points are stamped when the head was read, where the source says.
+        let at = match &result {
+            Ok(data) => data.read_at.unwrap_or(at),
+            Err(_) => at,
+        };
         let analysed = result.map(|data| self.analyse(&source, system, at, data));
         if let Some(view) = self.sources.get_mut(&source) {
             match analysed {
@@ -162,9 +188,12 @@ impl Engine {
             samples,
             groups: infos,
             streams,
+            retention,
             ..
         } = data;
-        let partitions = self.analyse_partitions(source, system, at, samples);
+        let limits: HashMap<Arc<str>, RetentionLimits> = retention.into_iter().collect();
+        let partitions = self.analyse_partitions(source, system, at, samples, &limits);
+        self.request_exact(source, &partitions);
         let mut groups = group_views(system, &partitions, infos);
         for g in groups.values_mut() {
             self.roll_up(g, &partitions, at);
@@ -183,6 +212,7 @@ impl Engine {
         system: System,
         at: Millis,
         mut samples: Vec<Sample>,
+        limits: &HashMap<Arc<str>, RetentionLimits>,
     ) -> Vec<PartitionView> {
         samples.sort_by(|a, b| a.key.cmp(&b.key));
         let mut restarts: BTreeMap<RestartReason, u64> = BTreeMap::new();
@@ -194,7 +224,12 @@ impl Engine {
                 *restarts.entry(reason).or_default() += 1;
             }
             h.decode_into(&mut self.scratch);
-            let analysis = analysis::analyze(h, &self.scratch, at, &self.settings, thresholds);
+            let limits = limits.get(&sample.key.topic);
+            let analysis =
+                analysis::analyze(h, &self.scratch, at, &self.settings, thresholds, limits);
+            if analysis.skipped > 0 {
+                self.history.note_skip(&sample.key, at, analysis.skipped);
+            }
             partitions.push(PartitionView { sample, analysis });
         }
         for (reason, n) in restarts {
@@ -215,6 +250,45 @@ impl Engine {
         partitions
     }
 
+    /// Asks the source to read, at its next poll, the broker's timestamp of the
+    /// oldest unconsumed message of the keys interpolation answers worst, and of
+    /// those it did lately (see [`EXACT_STICKY_POLLS`]).
+    fn request_exact(&mut self, source: &SourceId, partitions: &[PartitionView]) {
+        let e = self.settings.exact_time_lag;
+        let Some((tx, sticky)) = self.exact_requests.get_mut(source) else {
+            return;
+        };
+        if !e.enabled {
+            return;
+        }
+        let now = exact_wanted(partitions, e.max_error.as_secs_f64());
+        sticky.retain(|_, left| {
+            *left = left.saturating_sub(1);
+            *left > 0
+        });
+        for k in &now {
+            sticky.insert(k.clone(), EXACT_STICKY_POLLS);
+        }
+        let mut keys = now;
+        let asked: std::collections::HashSet<&ConsumerKey> = keys.iter().collect();
+        let mut rest: Vec<ConsumerKey> = sticky
+            .keys()
+            .filter(|k| !asked.contains(k))
+            .cloned()
+            .collect();
+        rest.sort();
+        keys.extend(rest);
+        // Room for caught-up keys among the lagging ones; the source reads at
+        // most `max_per_poll`.
+        keys.truncate(e.max_per_poll.saturating_mul(4));
+        if !(keys.is_empty() && tx.borrow().is_empty()) {
+            tx.send_replace(Arc::new(ExactRequest {
+                keys,
+                budget: e.max_per_poll,
+            }));
+        }
+    }
+
     /// The group's rollup, trend point and recommendation.
     fn roll_up(&mut self, g: &mut GroupView, partitions: &[PartitionView], at: Millis) {
         if g.partitions.is_empty() {
@@ -227,6 +301,16 @@ impl Engine {
         }
         state.trend.push_back((at, a.lag_sum));
         g.trend = state.trend.iter().copied().collect();
+        if a.skipped > 0 {
+            tracing::warn!(
+                source = %g.key.source,
+                group = %crate::telemetry::Escaped(&g.key.group),
+                skipped = a.skipped,
+                "committed offsets jumped past messages no consumption explains (an offset reset or a purge?)"
+            );
+        }
+        state.skipped = state.skipped.saturating_add(a.skipped);
+        g.skipped_total = state.skipped;
         let inputs = partition_inputs(g, partitions);
         let input = recommend::Input {
             key: &g.key,
@@ -356,6 +440,33 @@ fn group_views(
     groups
 }
 
+/// The keys whose time lag interpolation cannot give within `max_error`:
+/// unknown and extrapolated first (oldest lower bound first), then
+/// interpolations by their error.
+fn exact_wanted(partitions: &[PartitionView], max_error: f64) -> Vec<ConsumerKey> {
+    let mut wanted: Vec<(u8, f64, &ConsumerKey)> = partitions
+        .iter()
+        .filter(|p| p.sample.lag > 0 && p.sample.committed.is_some())
+        .filter_map(|p| {
+            let t = &p.analysis.time_lag;
+            let rank = match t.quality() {
+                TimeLagQuality::Exact => return None,
+                TimeLagQuality::Unknown | TimeLagQuality::Extrapolated => (0, t.at_least()),
+                TimeLagQuality::Interpolated => {
+                    let err = t.error_seconds().unwrap_or(f64::INFINITY);
+                    if err <= max_error {
+                        return None;
+                    }
+                    (1, err)
+                }
+            };
+            Some((rank.0, rank.1, &p.sample.key))
+        })
+        .collect();
+    wanted.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    wanted.into_iter().map(|(_, _, k)| k.clone()).collect()
+}
+
 /// The partitions of one group view, as the recommender's inputs.
 fn partition_inputs(group: &GroupView, parts: &[PartitionView]) -> Vec<PartitionInput> {
     group
@@ -376,11 +487,12 @@ fn observation(g: &GroupView) -> Option<Observation> {
         topics: g.topics.clone(),
         lag_messages: a.lag_sum,
         lag_seconds: a.time_lag_max.seconds(),
+        time_lag: a.time_lag_max,
         growth_per_second: a.lag_growth,
         eta_seconds: a.eta_seconds,
         status: a.status,
         lost_messages: a.lost_messages,
-        seconds_until_loss: a.seconds_to_loss,
+        seconds_until_loss: a.projected_loss.seconds(),
         current_replicas: rec.and_then(|r| r.current),
         recommended_replicas: rec.and_then(|r| r.recommended),
         recommendation_reason: rec.map(|r| r.message.clone()),

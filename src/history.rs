@@ -38,28 +38,23 @@ impl Point {
 pub enum RestartReason {
     /// `head` went down: the topic or stream was deleted and recreated, so old
     /// offsets name different messages and any slope across the change is a lie.
+    /// (Everything stored being deleted at once, by a JetStream purge, a
+    /// work-queue stream whose consumer acked it all, or a Kafka delete-records,
+    /// is not a restart: offsets keep their meaning. A committed offset that
+    /// jumps with it is a skip, see `analysis::rates`.)
     HeadDecreased,
-    /// Everything stored at the previous poll is gone at once (`low` reached the
-    /// previous `head` while messages were stored): a JetStream purge, or a
-    /// Kafka delete-records to the end. `low` jumps by the whole backlog, which
-    /// would read as a huge retention rate.
-    Purged,
     /// A sample is older than the last one: the wall clock stepped back. Least
     /// squares over non-monotonic time would be meaningless.
     ClockWentBack,
 }
 
 impl RestartReason {
-    pub const ALL: [RestartReason; 3] = [
-        RestartReason::HeadDecreased,
-        RestartReason::Purged,
-        RestartReason::ClockWentBack,
-    ];
+    pub const ALL: [RestartReason; 2] =
+        [RestartReason::HeadDecreased, RestartReason::ClockWentBack];
     /// The `reason` label of `lagwatch_history_restarts_total`.
     pub fn as_str(self) -> &'static str {
         match self {
             RestartReason::HeadDecreased => "head_decreased",
-            RestartReason::Purged => "purged",
             RestartReason::ClockWentBack => "clock_went_back",
         }
     }
@@ -82,6 +77,27 @@ pub struct Rise {
     pub to: (Millis, i64),
 }
 
+/// What a key measures, as far as its rates are concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// A Kafka partition: head counts the partition's messages.
+    Kafka,
+    /// A JetStream consumer; `filtered`: it sees only some of the stream's
+    /// subjects, so the stream's sequence (head) counts messages it never gets.
+    Jetstream { filtered: bool },
+}
+
+impl KeyKind {
+    pub fn of(sample: &Sample) -> KeyKind {
+        match &sample.jetstream {
+            None => KeyKind::Kafka,
+            Some(j) => KeyKind::Jetstream {
+                filtered: j.filtered,
+            },
+        }
+    }
+}
+
 /// The bounded history of one consumer key.
 ///
 /// Invariants, kept by [`KeyHistory::push`]: never empty once created, at most
@@ -95,7 +111,18 @@ pub struct KeyHistory {
     /// The newest point, kept decoded: every push compares against it.
     last: Point,
     capacity: u32,
-    jetstream: bool,
+    kind: KeyKind,
+    /// When this run of the ring started and the head then: the message at any
+    /// offset below that head already existed at that time, however long ago
+    /// it fell off the ring (a lower bound on its age that grows with the clock).
+    first: (Millis, i64),
+    /// The broker's timestamp of the message at an offset (the oldest
+    /// unconsumed one when it was read), kept while that offset stays oldest.
+    written: Option<(i64, Millis)>,
+    /// Skips of the committed offset (the time of the point the jump landed on,
+    /// messages skipped), judged once, when that point was the newest, and
+    /// remembered while it is in the ring: later windows cannot judge it again.
+    skips: Vec<(Millis, i64)>,
     /// When `committed` took its current value, as far as this history knows (a
     /// lower bound on its age after a start or restart). Kept outside the ring so
     /// "no commit progress for 20 minutes" survives a ring shorter than that.
@@ -107,7 +134,7 @@ pub struct KeyHistory {
 
 impl KeyHistory {
     /// A history holding one point.
-    pub fn new(capacity: usize, jetstream: bool, first: Point) -> Self {
+    pub fn new(capacity: usize, kind: KeyKind, first: Point) -> Self {
         let capacity = u32::try_from(capacity.max(MIN_CAPACITY)).unwrap_or(u32::MAX);
         let mut ring = Ring::default();
         ring.push_back(&first, None);
@@ -115,7 +142,10 @@ impl KeyHistory {
             ring,
             last: first,
             capacity,
-            jetstream,
+            kind,
+            first: (first.at, first.head),
+            written: None,
+            skips: Vec::new(),
             committed_since: first.at,
             earlier_rise: None,
             restarts: 0,
@@ -131,8 +161,6 @@ impl KeyHistory {
             Some(RestartReason::ClockWentBack)
         } else if p.head < last.head {
             Some(RestartReason::HeadDecreased)
-        } else if last.low.is_some_and(|l| l < last.head) && p.low.is_some_and(|l| l >= last.head) {
-            Some(RestartReason::Purged)
         } else {
             None
         };
@@ -140,6 +168,9 @@ impl KeyHistory {
             self.ring.clear();
             self.ring.push_back(&p, None);
             self.last = p;
+            self.first = (p.at, p.head);
+            self.written = None;
+            self.skips.clear();
             self.committed_since = p.at;
             self.earlier_rise = None;
             self.restarts = self.restarts.saturating_add(1);
@@ -169,6 +200,7 @@ impl KeyHistory {
                         to: (front.at, front.head),
                     });
                 }
+                self.skips.retain(|(at, _)| *at >= front.at);
             }
         }
         self.ring.push_back(&p, Some(&last));
@@ -209,7 +241,23 @@ impl KeyHistory {
     }
     /// The key is a JetStream consumer (its samples carried `jetstream` parts).
     pub fn is_jetstream(&self) -> bool {
-        self.jetstream
+        !matches!(self.kind, KeyKind::Kafka)
+    }
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+    /// When this run of the ring started, and the head then.
+    pub fn first(&self) -> (Millis, i64) {
+        self.first
+    }
+    /// The broker's timestamp of the message at an offset, if one was read.
+    pub fn written(&self) -> Option<(i64, Millis)> {
+        self.written
+    }
+    /// Skips of the committed offset judged so far, by the time of the point
+    /// each landed on.
+    pub fn skips(&self) -> &[(Millis, i64)] {
+        &self.skips
     }
     /// When `committed` took its current value (a lower bound on its age).
     pub fn committed_since(&self) -> Millis {
@@ -470,7 +518,7 @@ impl History {
     pub fn record(&mut self, sample: &Sample, at: Millis) -> (&KeyHistory, Option<RestartReason>) {
         let point = Point::from_sample(sample, at);
         let capacity = self.capacity;
-        let jetstream = sample.jetstream.is_some();
+        let kind = KeyKind::of(sample);
         // One clone of the key (four Arc increments) per sample, because std's
         // entry API wants an owned key; the whole poll, clones included, is
         // timed in benches/analysis.rs.
@@ -479,10 +527,13 @@ impl History {
             .keys
             .entry(sample.key.clone())
             .and_modify(|kh| {
-                kh.jetstream = jetstream;
+                kh.kind = kind;
                 restarted = kh.push(point);
             })
-            .or_insert_with(|| KeyHistory::new(capacity, jetstream, point));
+            .or_insert_with(|| KeyHistory::new(capacity, kind, point));
+        if let Some(w) = sample.oldest_written {
+            kh.written = Some(w);
+        }
         (kh, restarted)
     }
 
@@ -502,6 +553,15 @@ impl History {
 
     pub fn get(&self, key: &ConsumerKey) -> Option<&KeyHistory> {
         self.keys.get(key)
+    }
+
+    /// Remembers that the committed offset of `key` skipped `messages` at the
+    /// point recorded at `at` (see `analysis::rates::SKIP_FACTOR`).
+    pub fn note_skip(&mut self, key: &ConsumerKey, at: Millis, messages: u64) {
+        if let Some(h) = self.keys.get_mut(key) {
+            h.skips
+                .push((at, i64::try_from(messages).unwrap_or(i64::MAX)));
+        }
     }
     pub fn iter(&self) -> impl Iterator<Item = (&ConsumerKey, &KeyHistory)> {
         self.keys.iter()
@@ -543,6 +603,7 @@ mod tests {
             low,
             lag: u64::try_from(head - committed.unwrap_or(head)).unwrap_or(0),
             jetstream: None,
+            oldest_written: None,
         }
     }
 
@@ -583,15 +644,32 @@ mod tests {
                 1,
                 Some(RestartReason::HeadDecreased),
             ),
-            // case 3: stream purged, low jumps to the old head: restart.
+            // case 3: stream purged, low jumps to the old head (and the
+            // consumer with it): offsets keep their meaning, no restart. The
+            // committed jump is analysis's skip, not the history's business.
             (
                 3,
                 vec![
                     (0, Some(50), 100, Some(10)),
                     (30, Some(100), 100, Some(100)),
                 ],
-                1,
-                Some(RestartReason::Purged),
+                2,
+                None,
+            ),
+            // case 3b: a work-queue stream whose consumer, 20 messages behind,
+            // acked all that was stored at one poll by the next: everything
+            // stored is deleted every poll, and every point is kept (this reset
+            // the history at every poll before; issue 20, item 1).
+            (
+                9,
+                vec![
+                    (0, Some(81), 101, Some(81)),
+                    (10, Some(181), 201, Some(181)),
+                    (20, Some(281), 301, Some(281)),
+                    (30, Some(381), 401, Some(381)),
+                ],
+                4,
+                None,
             ),
             // case 4: empty idle topic (low == head) is not a purge.
             (

@@ -75,6 +75,8 @@ pub struct Daemon {
     engine: engine::Engine,
     snapshots: watch::Receiver<Arc<Snapshot>>,
     notifier: Option<(Notifier, mpsc::Receiver<Notification>)>,
+    /// Per source, in config order: the engine's requests for exact time lags.
+    exact: Vec<watch::Receiver<model::ExactRequests>>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -99,7 +101,7 @@ impl Daemon {
             let evaluator = alert::AlertEvaluator::new(settings.alerts.rules.clone());
             (Some(engine::Alerts { evaluator, tx }), Some((notifier, rx)))
         };
-        let (engine, snapshots) = engine::Engine::new(engine::EngineConfig {
+        let (mut engine, snapshots) = engine::Engine::new(engine::EngineConfig {
             ring: settings.analysis.capacity_for(settings.min_poll_interval()),
             analysis: settings.analysis.clone(),
             plan: export::Plan::new(&settings),
@@ -108,12 +110,18 @@ impl Daemon {
             metrics: export::SelfMetrics::new(&ids).map_err(Error::Metrics)?,
             sources: ids,
         });
+        let exact = settings
+            .sources
+            .iter()
+            .map(|s| engine.exact_requests(&s.id))
+            .collect();
         Ok(Daemon {
             settings,
             listener,
             engine,
             snapshots,
             notifier,
+            exact,
         })
     }
 
@@ -131,6 +139,7 @@ impl Daemon {
             engine,
             snapshots,
             notifier,
+            exact,
         } = self;
         let local = listener.local_addr().map_err(Error::Http)?;
         let stop_notifier = CancellationToken::new();
@@ -139,13 +148,9 @@ impl Daemon {
         let (tx, rx) = mpsc::channel(BATCH_QUEUE);
         let stop_sources = CancellationToken::new();
         let mut sources = tokio::task::JoinSet::new();
-        for s in &settings.sources {
-            sources.spawn(source::spawn(
-                &settings,
-                s,
-                tx.clone(),
-                stop_sources.child_token(),
-            ));
+        for (s, exact) in settings.sources.iter().zip(exact) {
+            let cancel = stop_sources.child_token();
+            sources.spawn(source::spawn(&settings, s, exact, tx.clone(), cancel));
         }
         drop(tx);
         let engine_task = tokio::spawn(engine.run(rx));
@@ -185,9 +190,11 @@ fn serve(
     app: axum::Router,
     stop: CancellationToken,
 ) -> JoinHandle<std::io::Result<()>> {
-    tokio::spawn(http::serve(listener, app, async move {
-        stop.cancelled().await
-    }))
+    tokio::spawn(http::serve(
+        listener,
+        app,
+        async move { stop.cancelled().await },
+    ))
 }
 
 /// The running tasks, stopped in the reverse order of the data flow.

@@ -70,6 +70,29 @@ pub struct ConsumerKey {
     pub partition: Option<i32>,
 }
 
+/// Keys whose oldest unconsumed message the source should read the broker's
+/// timestamp of at its next poll (see `analysis::settings::ExactTimeLag`), most
+/// needed first. The engine sends them; the sources answer in
+/// [`Sample::oldest_written`].
+pub type ExactRequests = Arc<ExactRequest>;
+
+/// See [`ExactRequests`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExactRequest {
+    /// Most needed first. Keys that are caught up when the source polls cost
+    /// nothing: only lagging ones are read.
+    pub keys: Vec<ConsumerKey>,
+    /// At most this many messages read per poll (timestamps already known do
+    /// not count).
+    pub budget: usize,
+}
+
+impl ExactRequest {
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// Wall-clock time of a poll, in milliseconds since the Unix epoch. Analysis works
 /// on these numbers only, so it never reads a clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -113,6 +136,10 @@ pub struct Sample {
     /// JetStream consumer details; None for Kafka. Boxed: a Kafka sample (most
     /// of them, 50,000 in a large cluster) then pays 8 bytes for it, not 88.
     pub jetstream: Option<Box<JetstreamParts>>,
+    /// When the oldest unconsumed message was written, as the broker stamped it:
+    /// (its offset, its timestamp). Read only for the partitions the engine asked
+    /// about (time lag that interpolation cannot answer well); None otherwise.
+    pub oldest_written: Option<(i64, Millis)>,
 }
 
 /// The parts of a JetStream consumer's lag and its delivery state.
@@ -128,6 +155,11 @@ pub struct JetstreamParts {
     pub push: bool,
     pub deliver_group: Option<String>,
     pub push_bound: bool,
+    /// The consumer sees only some subjects of its stream (filter_subject(s)):
+    /// the stream's sequence then counts messages it never gets.
+    pub filtered: bool,
+    /// Its filter subject, when it has exactly one.
+    pub filter_subject: Option<String>,
 }
 
 /// Per-group facts that do not belong to one partition.
@@ -182,12 +214,14 @@ pub enum ErrorKind {
     ListOffsets,
     ConsumerInfo,
     StreamInfo,
+    DescribeConfigs,
+    ReadTimestamps,
     Decode,
     Other,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Auth,
@@ -198,6 +232,8 @@ impl ErrorKind {
         ErrorKind::ListOffsets,
         ErrorKind::ConsumerInfo,
         ErrorKind::StreamInfo,
+        ErrorKind::DescribeConfigs,
+        ErrorKind::ReadTimestamps,
         ErrorKind::Decode,
         ErrorKind::Other,
     ];
@@ -213,6 +249,8 @@ impl ErrorKind {
             ErrorKind::ListOffsets => "list_offsets",
             ErrorKind::ConsumerInfo => "consumer_info",
             ErrorKind::StreamInfo => "stream_info",
+            ErrorKind::DescribeConfigs => "describe_configs",
+            ErrorKind::ReadTimestamps => "read_timestamps",
             ErrorKind::Decode => "decode",
             ErrorKind::Other => "other",
         }
@@ -239,6 +277,31 @@ pub struct PollData {
     pub anomalies: u64,
     /// JetStream streams seen (empty for Kafka).
     pub streams: Vec<StreamState>,
+    /// Retention of the topics (Kafka, from their config) or streams (JetStream)
+    /// measured, by name; a name not listed has unknown retention.
+    pub retention: Vec<(Arc<str>, RetentionLimits)>,
+    /// When the latest offsets were read (the head of every sample): the time
+    /// the history stamps this poll's points with. None: the poll's start.
+    pub read_at: Option<Millis>,
+}
+
+/// What retention deletes from one Kafka topic or JetStream stream, as configured.
+/// Every limit is None when unlimited.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RetentionLimits {
+    /// Messages older than this are deleted (Kafka `retention.ms` with a delete
+    /// cleanup policy; JetStream `max_age`). Kafka deletes whole segments, so a
+    /// message may live longer, never shorter.
+    pub max_age_seconds: Option<f64>,
+    /// The stream keeps at most this many messages, deleting the oldest
+    /// (JetStream `max_msgs` with discard old).
+    pub max_messages: Option<u64>,
+    /// The stream keeps at most this many bytes, deleting the oldest
+    /// (JetStream `max_bytes` with discard old).
+    pub max_bytes: Option<u64>,
+    /// Messages and bytes stored now (JetStream), to turn a byte limit into messages.
+    pub messages: u64,
+    pub bytes: u64,
 }
 
 /// One JetStream stream's state and retention limits (negative limit: unlimited).
@@ -258,6 +321,25 @@ pub struct StreamState {
     pub max_age_seconds: f64,
     /// `old` or `new`: which side a full stream discards.
     pub discard: String,
+}
+
+impl StreamState {
+    /// The stream's limits as retention sees them: a stream that discards new
+    /// messages when full refuses writes instead of deleting old ones.
+    pub fn retention_limits(&self) -> RetentionLimits {
+        let discard_old = self.discard != "new";
+        RetentionLimits {
+            max_age_seconds: (self.max_age_seconds > 0.0).then_some(self.max_age_seconds),
+            max_messages: u64::try_from(self.max_msgs)
+                .ok()
+                .filter(|m| discard_old && *m > 0),
+            max_bytes: u64::try_from(self.max_bytes)
+                .ok()
+                .filter(|b| discard_old && *b > 0),
+            messages: self.messages,
+            bytes: self.bytes,
+        }
+    }
 }
 
 /// One poll of one source, success or failure, as sent to the engine.

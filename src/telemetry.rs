@@ -25,3 +25,43 @@ pub fn init(level: &str, format: LogFormat) {
             .try_init(),
     };
 }
+
+/// A name that came from a broker (group, consumer, topic, stream), safe in a
+/// text log line: control characters (a newline forging a second line, an
+/// escape sequence rewriting the terminal) are written escaped, as `\n` or
+/// `\u{1b}`. JSON logs escape on their own; this is for the text format.
+#[derive(Clone, Copy, Debug)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            if c.is_control() {
+                for e in c.escape_default() {
+                    f.write_char(e)?;
+                }
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_names_cannot_forge_a_log_line() {
+        let forged = "g\n2026-12-02T00:00:00Z  INFO source is up\u{1b}[2J";
+        let shown = Escaped(forged).to_string();
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        assert!(
+            shown.contains("\\n2026") && shown.contains("\\u{1b}[2J"),
+            "{shown}"
+        );
+        assert_eq!(Escaped("orders.créés/ü").to_string(), "orders.créés/ü");
+    }
+}

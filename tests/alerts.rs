@@ -24,6 +24,7 @@ use lagwatch::alert::{
     verify_signature, AlertEvaluator, Notification, Notifier, Observation, SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
 };
+use lagwatch::analysis::TimeLag;
 use lagwatch::model::{GroupKey, Millis, SourceId, Status, System};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -272,6 +273,7 @@ fn kafka(group: &str, lag: u64) -> Observation {
         topics: vec![Arc::from("orders"), Arc::from("refunds")],
         lag_messages: lag,
         lag_seconds: Some(lag as f64 / 10.0),
+        time_lag: TimeLag::interpolated(lag as f64 / 10.0, lag as f64 / 10.0, lag as f64 / 10.0),
         growth_per_second: Some(2.5),
         eta_seconds: None,
         status: if lag > 0 { Status::Stall } else { Status::Ok },
@@ -294,6 +296,7 @@ fn jetstream(consumer: &str, lag: u64) -> Observation {
         topics: vec![Arc::from("ORDERS")],
         lag_messages: lag,
         lag_seconds: None,
+        time_lag: TimeLag::unknown(0.0, None),
         growth_per_second: None,
         eta_seconds: None,
         status: Status::Ok,

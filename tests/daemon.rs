@@ -123,11 +123,11 @@ fn unknown_paths_are_404_and_wrong_methods_405() {
 
 #[test]
 fn readyz_waits_for_the_first_poll_of_every_source() {
-    // A poll interval of an hour and a broker port nothing listens on: the first
+    // A long poll interval and a broker port nothing listens on: the first
     // poll starts at once but can only finish by failing after its timeout.
     let port = common::free_port();
     let daemon = Daemon::start(&format!(
-        "http:\n  listen: 127.0.0.1:0\nrequest_timeout: 3s\nsources:\n  - name: slow\n    kafka:\n      bootstrap_servers: [\"127.0.0.1:{port}\"]\n      poll_interval: 1h\n"
+        "http:\n  listen: 127.0.0.1:0\nrequest_timeout: 3s\nsources:\n  - name: slow\n    kafka:\n      bootstrap_servers: [\"127.0.0.1:{port}\"]\n      poll_interval: 5m\n"
     ));
     let (status, body) = daemon.get("/readyz");
     assert_eq!(status, 503, "{body}");

@@ -30,6 +30,7 @@ pub use receivers::{
 };
 pub use rules::{Condition, ConditionKind, Rule, Severity};
 
+use crate::analysis::TimeLag;
 use crate::model::{GroupKey, Millis, Status, System};
 
 /// The `alerts:` section, validated: receivers and rules ready to run, and the
@@ -58,14 +59,19 @@ pub struct Observation {
     pub topics: Vec<Arc<str>>,
     /// Sum over partitions.
     pub lag_messages: u64,
-    /// Max time lag over partitions; None = unknown.
+    /// Max time lag over partitions (the best estimate); None = unknown.
     pub lag_seconds: Option<f64>,
+    /// The same with its quality and bounds: what `lag_seconds` conditions
+    /// decide on (an estimate that could be either side decides nothing).
+    pub time_lag: TimeLag,
     pub growth_per_second: Option<f64>,
     /// None: caught up (lag 0) or never at the current rates.
     pub eta_seconds: Option<f64>,
     pub status: Status,
     /// Retention: messages already lost unconsumed.
     pub lost_messages: u64,
+    /// At the current rates, seconds until retention deletes an unconsumed
+    /// message (projected loss); None: never, or not known.
     pub seconds_until_loss: Option<f64>,
     pub current_replicas: Option<u32>,
     pub recommended_replicas: Option<u32>,

@@ -124,7 +124,10 @@ impl Condition {
     pub fn holds(&self, o: &Observation) -> Option<bool> {
         match self {
             Condition::LagMessagesAbove(t) => Some(o.lag_messages as f64 > *t),
-            Condition::LagSecondsAbove(t) => o.lag_seconds.map(|s| s > *t),
+            // Decided on what is certain: the lower bound above the threshold
+            // fires, the upper bound below it clears, an estimate decides only
+            // within a bounded error (an incident never resolves on a guess).
+            Condition::LagSecondsAbove(t) => o.time_lag.above(*t),
             Condition::GrowthAbove(t) => o.growth_per_second.map(|g| g > *t),
             Condition::EtaAbove(t) => match o.eta_seconds {
                 Some(eta) => Some(eta > *t),

@@ -55,6 +55,7 @@ fn obs(group: &str, lag: u64) -> Observation {
         topics: vec![Arc::from("orders")],
         lag_messages: lag,
         lag_seconds: None,
+        time_lag: crate::analysis::TimeLag::unknown(0.0, None),
         growth_per_second: None,
         eta_seconds: None,
         status: Status::Ok,
@@ -73,6 +74,10 @@ fn row(r: &Row) -> Observation {
     let mut o = obs(r.0, r.1);
     o.status = r.2;
     o.lag_seconds = r.3;
+    o.time_lag =
+        r.3.map_or(crate::analysis::TimeLag::unknown(0.0, None), |s| {
+            crate::analysis::TimeLag::interpolated(s, s, s)
+        });
     o
 }
 
@@ -400,8 +405,29 @@ fn each_condition_compares_the_right_value() {
         (
             "4",
             Condition::LagSecondsAbove(60.0),
-            with(&|o| o.lag_seconds = Some(61.0)),
+            with(&|o| o.time_lag = crate::analysis::TimeLag::interpolated(61.0, 50.0, 70.0)),
             Some(true),
+        ),
+        // 4b-4d. Unknown but certainly older than the threshold: holds; an
+        // extrapolation of years on a bound of 10 s decides nothing; unknown but
+        // certainly younger: does not hold (issue 20, items 3 and 7).
+        (
+            "4b",
+            Condition::LagSecondsAbove(60.0),
+            with(&|o| o.time_lag = crate::analysis::TimeLag::unknown(900.0, None)),
+            Some(true),
+        ),
+        (
+            "4c",
+            Condition::LagSecondsAbove(60.0),
+            with(&|o| o.time_lag = crate::analysis::TimeLag::extrapolated(4e8, 10.0, None)),
+            None,
+        ),
+        (
+            "4d",
+            Condition::LagSecondsAbove(60.0),
+            with(&|o| o.time_lag = crate::analysis::TimeLag::unknown(5.0, Some(30.0))),
+            Some(false),
         ),
         // 5. Growth.
         (

@@ -9,15 +9,19 @@ pub mod settings;
 pub mod status;
 pub mod timelag;
 
+#[cfg(test)]
+mod cases;
+
 use std::collections::VecDeque;
 
-use crate::history::{KeyHistory, Point};
-use crate::model::{Millis, Status};
+use crate::history::{KeyHistory, KeyKind, Point};
+use crate::model::{Millis, RetentionLimits, Status};
 
 pub use rates::Rates;
-pub use retention::Retention;
+pub use retention::{LossBasis, Projection, Retention};
 pub use rollup::{rollup, GroupAnalysis};
 pub use settings::{Settings, ThresholdResolver, Thresholds};
+pub use status::ErrReason;
 pub use timelag::{TimeLag, TimeLagQuality};
 
 /// Everything lagwatch says about one partition (Kafka) or consumer (JetStream).
@@ -34,30 +38,50 @@ pub struct Analysis {
     pub eta_seconds: Option<f64>,
     pub retention: Retention,
     pub status: Status,
+    /// Why the status is ERR.
+    pub err: Option<ErrReason>,
     /// The window held enough data for every status rule.
     pub status_complete: bool,
+    /// Messages the committed offset skipped at this poll (an offset reset, a
+    /// purge; see [`rates::SKIP_FACTOR`]).
+    pub skipped: u64,
+}
+
+impl Analysis {
+    /// The committed offset is above the log end.
+    pub fn committed_beyond_end(&self) -> bool {
+        self.err == Some(ErrReason::CommittedBeyondEnd)
+    }
 }
 
 /// Analyzes one key at `now` with the thresholds of its group (see
-/// [`ThresholdResolver::for_group`]). `points` is `h`'s ring, decoded (the
-/// engine decodes into one reused buffer).
+/// [`ThresholdResolver::for_group`]) and the retention of its topic or stream
+/// (None: not known). `points` is `h`'s ring, decoded (the engine decodes into
+/// one reused buffer).
 pub fn analyze(
     h: &KeyHistory,
     points: &VecDeque<Point>,
     now: Millis,
     s: &Settings,
     t: &Thresholds,
+    limits: Option<&RetentionLimits>,
 ) -> Analysis {
     let w = rates::Window::of(points, now.0, s.window_ms());
     let enough = rates::Enough {
         min_samples: s.min_samples,
         min_span_ms: s.min_span_ms(),
     };
-    let r = rates::rates(points, w, enough, h.is_jetstream());
-    let time_lag = timelag::time_lag(h, points, now, r.head);
+    let r = rates::rates(points, w, enough, h.kind(), h.skips());
+    // JetStream enforces max_age on time: nothing stored is older. Kafka deletes
+    // whole segments, which outlive retention.ms: no bound there.
+    let max_age = match h.kind() {
+        KeyKind::Jetstream { .. } => limits.and_then(|l| l.max_age_seconds),
+        KeyKind::Kafka => None,
+    };
+    let time_lag = timelag::time_lag(h, points, now, r.head, max_age);
     let eval = status::evaluate(h, points, now, w, enough, t, &time_lag);
     let (lag, retention) = match h.last() {
-        Some(last) => (last.lag, retention::retention(last, r.low)),
+        Some(last) => (last.lag, retention::retention(last, &r, &time_lag, limits)),
         None => (0, Retention::default()),
     };
     Analysis {
@@ -69,14 +93,17 @@ pub fn analyze(
         eta_seconds: eta(lag, r.consume, r.produce),
         retention,
         status: eval.status,
+        err: eval.err,
         status_complete: eval.complete,
+        skipped: r.skipped,
     }
 }
 
 /// `lag / (consume - produce)`, only while that is positive and lag > 0.
-/// The drain must beat production by this share of the consume rate to count
-/// as catching up: a caught-up group keeping pace (a commit interval's worth of
-/// lag, slopes equal up to noise) would otherwise get an ETA of days.
+/// The drain must beat production by [`ETA_MIN_DRAIN_SHARE`] of the consume
+/// rate to count as catching up: a caught-up group keeping pace (a commit
+/// interval's worth of lag, slopes equal up to noise) would otherwise get an ETA
+/// of days (docs/analysis.md, "ETA").
 pub const ETA_MIN_DRAIN_SHARE: f64 = 0.02;
 
 pub fn eta(lag: u64, consume: Option<f64>, produce: Option<f64>) -> Option<f64> {
@@ -89,7 +116,7 @@ pub fn eta(lag: u64, consume: Option<f64>, produce: Option<f64>) -> Option<f64> 
 mod tests {
     use super::*;
     use crate::history::History;
-    use crate::model::{ConsumerKey, GroupKey, Sample, SourceId};
+    use crate::model::{ConsumerKey, GroupKey, JetstreamParts, Sample, SourceId};
     use std::sync::Arc;
 
     fn key() -> ConsumerKey {
@@ -120,7 +147,13 @@ mod tests {
                 head,
                 low,
                 lag,
-                jetstream: jetstream.map(|_| Box::default()),
+                jetstream: jetstream.map(|_| {
+                    Box::new(JetstreamParts {
+                        filtered: true,
+                        ..JetstreamParts::default()
+                    })
+                }),
+                oldest_written: None,
             };
             h.record(&s, Millis(t * 1000));
         }
@@ -220,16 +253,18 @@ mod tests {
                 0,
                 Status::Stall,
             ),
-            // case 5: no commit (this test source then reports lag 0): no
-            // consume rate, lag growth of that reported lag, time lag Unknown.
+            // case 5: no commit (the source then reports lag 0, as for a
+            // partition a librdkafka consumer never committed): nothing
+            // consumed (0), caught up (exact 0 s): it must not blank the
+            // group's rates and time lag (issue 20, item 2).
             (
                 5,
                 polls(5, |_| None, |_| Some(0)),
                 None,
                 Some(5.0),
-                None,
                 Some(0.0),
-                TimeLagQuality::Unknown,
+                Some(0.0),
+                TimeLagQuality::Exact,
                 None,
                 0,
                 Status::Ok,
@@ -267,7 +302,7 @@ mod tests {
         for (case, rows, js, produce, consume, growth, q, eta, lost, status) in cases {
             let h = run(&rows, js);
             let now = h.last().unwrap().at;
-            let a = analyze(&h, &h.points(), now, &s, &t);
+            let a = analyze(&h, &h.points(), now, &s, &t, None);
             assert!(
                 close(a.produce_rate, produce),
                 "case {case} produce {:?}",
@@ -305,6 +340,7 @@ mod tests {
                 h.last().unwrap().at,
                 &s,
                 &Thresholds::default(),
+                None,
             );
             let got = a.produce_rate.unwrap();
             assert!((got - rate as f64).abs() < 1e-6, "{rate}: {got}");
@@ -327,6 +363,7 @@ mod tests {
             h.last().unwrap().at,
             &s,
             &Thresholds::default(),
+            None,
         );
         assert!(close(a.produce_rate, Some(9.0)));
         assert!(close(a.consume_rate, Some(9.0)));
@@ -346,6 +383,7 @@ mod tests {
             h.last().unwrap().at,
             &s,
             &Thresholds::default(),
+            None,
         );
         assert_eq!(h.len(), 4);
         assert!(close(a.produce_rate, Some(10.0)), "{:?}", a.produce_rate);

@@ -49,6 +49,8 @@ pub struct Settings {
     pub expire_after: Duration,
     /// The status thresholds of each group.
     pub thresholds: ThresholdResolver,
+    /// Reading the broker's timestamp of the oldest unconsumed message.
+    pub exact_time_lag: ExactTimeLag,
 }
 
 impl Default for Settings {
@@ -60,6 +62,39 @@ impl Default for Settings {
             max_samples_per_key: DEFAULT_MAX_SAMPLES_PER_KEY,
             expire_after: DEFAULT_EXPIRE_AFTER,
             thresholds: ThresholdResolver::uniform(Thresholds::default()),
+            exact_time_lag: ExactTimeLag::default(),
+        }
+    }
+}
+
+/// Where interpolation cannot answer well, the time lag is read off the oldest
+/// unconsumed message itself: its broker timestamp (Kafka: one record fetched
+/// at the offset; JetStream: STREAM.MSG.GET). Asked only for the partitions
+/// that need it, a bounded number per poll, each (partition, offset) once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExactTimeLag {
+    pub enabled: bool,
+    /// At most this many messages read per source and poll.
+    pub max_per_poll: usize,
+    /// An interpolated time lag whose error could exceed this is read exactly
+    /// too (unknown and extrapolated ones always are, first).
+    pub max_error: Duration,
+}
+
+/// On: a consumer stuck on an idle topic gets an exact, growing time lag
+/// instead of "at least N s".
+pub const DEFAULT_EXACT_ENABLED: bool = true;
+/// 100 messages a poll: at a 30 s poll, a few kilobytes a second of fetches.
+pub const DEFAULT_EXACT_MAX_PER_POLL: usize = 100;
+/// A second: what on-call reads a time lag to, not what a poll interval gives.
+pub const DEFAULT_EXACT_MAX_ERROR: Duration = Duration::from_secs(1);
+
+impl Default for ExactTimeLag {
+    fn default() -> Self {
+        ExactTimeLag {
+            enabled: DEFAULT_EXACT_ENABLED,
+            max_per_poll: DEFAULT_EXACT_MAX_PER_POLL,
+            max_error: DEFAULT_EXACT_MAX_ERROR,
         }
     }
 }

@@ -12,19 +12,53 @@ use super::rates::{Enough, Window};
 use super::settings::Thresholds;
 use super::timelag::TimeLag;
 
-/// A status and whether the window held enough data for every rule.
+/// Why a key is ERR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrReason {
+    /// Lag above `error_lag`.
+    LagAbove,
+    /// Time lag (its certain lower bound, or a bounded estimate) above
+    /// `error_time_lag`.
+    TimeLagAbove,
+    /// The committed offset is above the log end: the topic was deleted and
+    /// recreated under the same name while the group kept (and commits) its old
+    /// position, or the broker lost data. The group reads nothing until the
+    /// log passes it again: its lag of 0 is not "caught up".
+    CommittedBeyondEnd,
+}
+
+impl ErrReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrReason::LagAbove => "lag_above_threshold",
+            ErrReason::TimeLagAbove => "time_lag_above_threshold",
+            ErrReason::CommittedBeyondEnd => "committed_beyond_end",
+        }
+    }
+}
+
+/// A status, why it is ERR, and whether the window held enough data for every rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Evaluation {
     pub status: Status,
-    /// False when the window was too thin for the window rules (REWIND, STALL,
-    /// WARN): the status is then OK, ERR or STOP only (Burrow's `Complete` < 1).
+    /// Set when `status` is ERR.
+    pub err: Option<ErrReason>,
+    /// False when the window was too thin or too short for the window rules
+    /// (STALL, WARN): the status is then OK, ERR, REWIND or STOP only
+    /// (Burrow's `Complete` < 1).
     pub complete: bool,
 }
+
+/// A lag-growth slope is a trend, not noise, when it is this many standard
+/// errors above zero (about 99.9 % one-sided for normal residuals).
+pub const WARN_T_STAT: f64 = 3.0;
 
 /// Evaluates one key at `now` over window `w` of `points`, `h`'s ring decoded.
 ///
 /// Rules in order; the first that holds decides:
-/// 0. ERR (lagwatch): lag above `error_lag`, or time lag above `error_time_lag`.
+/// 0. ERR (lagwatch): committed above the log end; lag above `error_lag`; time
+///    lag above `error_time_lag` (by its lower bound, or by an estimate whose
+///    error is bounded: an extrapolation cannot page on its own).
 /// 1. OK (Burrow rule 1, "if the lag is ever zero, the period is OK"): current
 ///    lag, or any lag in the window, at or below `allowed_lag`.
 /// 2. REWIND (Burrow rule 2): committed went back between two samples.
@@ -32,14 +66,19 @@ pub struct Evaluation {
 ///    polls we see offsets, not commit events, so it becomes: the committed
 ///    offset has not changed for longer than `stop_after`.
 /// 4. STALL (Burrow rule 4, "committing offsets that do not change"): committed
-///    constant across the whole window.
-/// 5. WARN (Burrow rule 5, "lag is not decreasing"): lag never decreased across
-///    the window and ended higher than it started. Burrow also warns on constant
-///    lag; a consumer keeping pace at a constant lag is not slow, so we do not.
+///    constant across the whole window, which must span the whole window
+///    (Burrow requires its whole ring; three polls a minute apart do not tell
+///    a stalled consumer from one that commits every 90 s).
+/// 5. WARN (Burrow rule 5, "lag is not decreasing"): the lag's least-squares
+///    slope over the whole window is positive by [`WARN_T_STAT`] standard
+///    errors. Burrow's "never decreased between any two samples" is fragile:
+///    one dip hides a rising trend, and lag read against a stale commit is a
+///    sawtooth. Burrow also warns on constant lag; a consumer keeping pace at a
+///    constant lag is not slow, so we do not.
 /// 6. OK.
 ///
 /// Burrow checks REWIND before STOP (the code, not its wiki's list), and so do
-/// we. Without enough window samples only rules 0, 1 (current lag) and 3 run.
+/// we. Without enough window samples only rules 0, 1 (current lag), 2 and 3 run.
 pub fn evaluate(
     h: &KeyHistory,
     points: &VecDeque<Point>,
@@ -51,22 +90,22 @@ pub fn evaluate(
 ) -> Evaluation {
     let done = |status| Evaluation {
         status,
+        err: None,
         complete: true,
     };
     let Some(last) = h.last() else {
         return Evaluation {
             status: Status::Ok,
+            err: None,
             complete: false,
         };
     };
-    // Rule 0.
-    let over_lag = t.error_lag.is_some_and(|e| last.lag > e);
-    let over_time = t
-        .error_time_lag_secs
-        .zip(time_lag.at_least())
-        .is_some_and(|(limit, age)| age > limit);
-    if over_lag || over_time {
-        return done(Status::Err);
+    if let Some(err) = error(last, t, time_lag) {
+        return Evaluation {
+            status: Status::Err,
+            err: Some(err),
+            complete: true,
+        };
     }
     // Rule 1, current lag (Burrow: `currentLag > 0` before any rule).
     if last.lag <= t.allowed_lag {
@@ -78,56 +117,143 @@ pub fn evaluate(
     while from > w.start && points.get(from - 1).is_some_and(|p| p.committed.is_some()) {
         from -= 1;
     }
-    // Every point in `from..w.end` has a commit (the loop above), so the
-    // default is never used; iterating avoids a per-key allocation.
-    let window = || {
-        points
-            .range(from..w.end)
-            .map(|p| (p.committed.unwrap_or_default(), p.lag))
-    };
-    let count = w.end - from;
-    let span_ms = match (
-        points.get(from),
-        w.end.checked_sub(1).and_then(|i| points.get(i)),
-    ) {
-        (Some(a), Some(b)) => b.at.0 - a.at.0,
-        _ => 0,
+    let run = Run {
+        points,
+        from,
+        to: w.end,
     };
     let stopped =
         last.committed.is_some() && now.0.saturating_sub(h.committed_since().0) > t.stop_after_ms;
-    if count < enough.min_samples || span_ms < enough.min_span_ms {
+    if run.len() < enough.min_samples || run.span_ms() < enough.min_span_ms {
         // Rule 3 needs only the age of the committed offset.
         return Evaluation {
             status: if stopped { Status::Stop } else { Status::Ok },
+            err: None,
             complete: false,
         };
     }
     // Rule 1, window.
-    if window().any(|(_, lag)| lag <= t.allowed_lag) {
+    if run.lags().any(|lag| lag <= t.allowed_lag) {
         return done(Status::Ok);
     }
-    let pairs = || window().zip(window().skip(1));
     // Rule 2.
-    if pairs().any(|(a, b)| b.0 < a.0) {
+    if run.pairs().any(|(a, b)| b.0 < a.0) {
         return done(Status::Rewind);
     }
     // Rule 3.
     if stopped {
         return done(Status::Stop);
     }
+    // Rules 4 and 5 need the whole window.
+    if run.from != w.start || !run.reaches_back_to(w.from_ms) {
+        return Evaluation {
+            status: Status::Ok,
+            err: None,
+            complete: false,
+        };
+    }
     // Rule 4.
-    if pairs().all(|(a, b)| b.0 == a.0) {
+    if run.pairs().all(|(a, b)| b.0 == a.0) {
         return done(Status::Stall);
     }
     // Rule 5.
-    let rising = window()
-        .next()
-        .zip(window().next_back())
-        .is_some_and(|(a, b)| b.1 > a.1);
-    if rising && pairs().all(|(a, b)| b.1 >= a.1) {
+    if run.lag_trend_rises() {
         return done(Status::Warn);
     }
     done(Status::Ok)
+}
+
+/// Rule 0.
+fn error(last: &Point, t: &Thresholds, time_lag: &TimeLag) -> Option<ErrReason> {
+    if last.committed.is_some_and(|c| c > last.head) {
+        return Some(ErrReason::CommittedBeyondEnd);
+    }
+    if t.error_lag.is_some_and(|e| last.lag > e) {
+        return Some(ErrReason::LagAbove);
+    }
+    let over_time = t
+        .error_time_lag_secs
+        .is_some_and(|limit| time_lag.above(limit) == Some(true));
+    over_time.then_some(ErrReason::TimeLagAbove)
+}
+
+/// The trailing run of committed samples in the window.
+struct Run<'a> {
+    points: &'a VecDeque<Point>,
+    from: usize,
+    to: usize,
+}
+
+impl Run<'_> {
+    fn len(&self) -> usize {
+        self.to - self.from
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &Point> + Clone + '_ {
+        self.points.range(self.from..self.to)
+    }
+
+    fn span_ms(&self) -> i64 {
+        match (self.iter().next(), self.iter().next_back()) {
+            (Some(a), Some(b)) => b.at.0 - a.at.0,
+            _ => 0,
+        }
+    }
+
+    fn lags(&self) -> impl Iterator<Item = u64> + '_ {
+        self.iter().map(|p| p.lag)
+    }
+
+    /// (committed, lag) of consecutive samples. Every point of the run has a
+    /// commit (see `evaluate`), so the default is never used.
+    fn pairs(&self) -> impl Iterator<Item = ((i64, u64), (i64, u64))> + '_ {
+        let cl = |p: &Point| (p.committed.unwrap_or_default(), p.lag);
+        self.iter().map(cl).zip(self.iter().skip(1).map(cl))
+    }
+
+    /// The run's first sample is within the widest gap between its samples
+    /// (one poll interval, or a missed poll) of `start_ms`: the samples cover
+    /// the time since then.
+    fn reaches_back_to(&self, start_ms: i64) -> bool {
+        let widest = self
+            .iter()
+            .zip(self.iter().skip(1))
+            .map(|(a, b)| b.at.0 - a.at.0)
+            .max()
+            .unwrap_or(0);
+        self.iter()
+            .next()
+            .is_some_and(|first| first.at.0 - start_ms <= widest)
+    }
+
+    /// The lag's least-squares slope is positive by [`WARN_T_STAT`] standard
+    /// errors (exactly rising lag has no error: any positive slope).
+    fn lag_trend_rises(&self) -> bool {
+        let Some(first) = self.iter().next() else {
+            return false;
+        };
+        let xy: Vec<(f64, f64)> = self
+            .iter()
+            .map(|p| ((p.at.0 - first.at.0) as f64 / 1000.0, p.lag as f64))
+            .collect();
+        let n = xy.len() as f64;
+        if n < 3.0 {
+            return false;
+        }
+        let mx = xy.iter().map(|p| p.0).sum::<f64>() / n;
+        let my = xy.iter().map(|p| p.1).sum::<f64>() / n;
+        let sxx: f64 = xy.iter().map(|p| (p.0 - mx).powi(2)).sum();
+        if sxx <= 0.0 {
+            return false;
+        }
+        let slope = xy.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum::<f64>() / sxx;
+        let rss: f64 = xy
+            .iter()
+            .map(|p| (p.1 - my - slope * (p.0 - mx)).powi(2))
+            .sum();
+        let se = (rss / (n - 2.0) / sxx).sqrt();
+        slope > 0.0 && (se == 0.0 || slope / se >= WARN_T_STAT)
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +294,7 @@ mod tests {
                 low: None,
                 lag: u64::try_from(head - committed.unwrap_or(0)).unwrap_or(0),
                 jetstream: None,
+                oldest_written: None,
             };
             h.record(&s, Millis(t * 1000));
         }
@@ -217,7 +344,7 @@ mod tests {
                 seq(&|i| (Some(i * 100 - (i % 2) * 5), i * 100 + 10)),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Ok,
                 true,
             ),
@@ -227,7 +354,7 @@ mod tests {
                 seq(&|_| (Some(500), 500)),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Ok,
                 true,
             ),
@@ -238,7 +365,7 @@ mod tests {
                 seq(&|i| (Some(100), 100 + i * 3)),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Ok,
                 true,
             ),
@@ -253,7 +380,7 @@ mod tests {
                 }),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Rewind,
                 true,
             ),
@@ -264,7 +391,7 @@ mod tests {
                 seq(&|i| (Some(100), 200 + i)),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Stall,
                 true,
             ),
@@ -275,7 +402,7 @@ mod tests {
                 seq_n(51, &|i| (Some(100), 200 + i)),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Stop,
                 true,
             ),
@@ -285,7 +412,7 @@ mod tests {
                 seq(&|i| (Some(i * 10), i * 20 + 5)),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Warn,
                 true,
             ),
@@ -295,7 +422,7 @@ mod tests {
                 seq(&|i| (Some(i * 10), i * 10 + 5)),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Ok,
                 true,
             ),
@@ -305,7 +432,7 @@ mod tests {
                 seq(&|i| (Some(100), 2000 + i)),
                 0,
                 with_err,
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Err,
                 true,
             ),
@@ -315,7 +442,7 @@ mod tests {
                 seq(&|_| (Some(100), 140)),
                 0,
                 allow_50,
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Ok,
                 true,
             ),
@@ -325,10 +452,7 @@ mod tests {
                 seq(&|i| (Some(i * 10), i * 10 + 5)),
                 0,
                 err_time,
-                TimeLag::Interpolated {
-                    seconds: 90.0,
-                    max_error_seconds: 30.0,
-                },
+                TimeLag::interpolated(90.0, 60.0, 120.0),
                 Status::Err,
                 true,
             ),
@@ -338,7 +462,7 @@ mod tests {
                 vec![(0, Some(100), 200), (30, Some(100), 300)],
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Ok,
                 false,
             ),
@@ -348,7 +472,7 @@ mod tests {
                 vec![(0, Some(100), 200), (30, Some(100), 300)],
                 1500,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Stop,
                 false,
             ),
@@ -358,7 +482,7 @@ mod tests {
                 seq(&|i| (None, i * 10 + 5)),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Ok,
                 false,
             ),
@@ -368,9 +492,7 @@ mod tests {
                 seq(&|i| (Some(i * 10), i * 10 + 5)),
                 0,
                 err_time,
-                TimeLag::Unknown {
-                    at_least_seconds: Some(61.0),
-                },
+                TimeLag::unknown(61.0, None),
                 Status::Err,
                 true,
             ),
@@ -384,7 +506,7 @@ mod tests {
                     .collect(),
                 0,
                 thresholds(),
-                TimeLag::Exact,
+                TimeLag::CAUGHT_UP,
                 Status::Stall,
                 true,
             ),
@@ -397,6 +519,127 @@ mod tests {
             let got = evaluate(&h, &points, Millis(now), w, ENOUGH, &t, &tl);
             assert_eq!(got.status, want, "case {case}");
             assert_eq!(got.complete, complete, "case {case}");
+        }
+    }
+
+    /// Evaluates rows (seconds, committed, head) at the last sample, window 10 m.
+    fn eval(rows: &[Row], t: &Thresholds, tl: &TimeLag) -> Evaluation {
+        let h = history(rows);
+        let now = h.last().unwrap().at.0;
+        let points = h.points();
+        let w = Window::of(&points, now, WINDOW_MS);
+        evaluate(&h, &points, Millis(now), w, ENOUGH, t, tl)
+    }
+
+    #[test]
+    fn status_table_of_the_cases_issue_20_found() {
+        let every = |secs: i64, n: i64, f: &dyn Fn(i64) -> (Option<i64>, i64)| -> Vec<Row> {
+            (0..n)
+                .map(|i| {
+                    let (c, h) = f(i);
+                    (i * secs, c, h)
+                })
+                .collect()
+        };
+        let err_time = Thresholds {
+            error_time_lag_secs: Some(600.0),
+            ..thresholds()
+        };
+        // (case, rows, thresholds, time lag, status, err reason, complete)
+        type Case = (
+            u32,
+            Vec<Row>,
+            Thresholds,
+            TimeLag,
+            Status,
+            Option<ErrReason>,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
+            // case 1 (item 8): right after a start, three polls a minute apart
+            // of a consumer that commits every 90 s: not STALL, the window is
+            // not covered yet.
+            (
+                1,
+                every(30, 3, &|i| (Some(100), 200 + i)),
+                thresholds(),
+                TimeLag::CAUGHT_UP,
+                Status::Ok,
+                None,
+                false,
+            ),
+            // case 2: the same once ten minutes are covered: STALL.
+            (
+                2,
+                every(30, 21, &|i| (Some(100), 200 + i)),
+                thresholds(),
+                TimeLag::CAUGHT_UP,
+                Status::Stall,
+                None,
+                true,
+            ),
+            // case 3 (item 9): lag rising 10 per poll with one dip of 15: Burrow's
+            // strict rule says OK; the trend says WARN.
+            (
+                3,
+                every(30, 21, &|i| {
+                    (Some(i * 10), i * 20 + 5 - if i == 10 { 15 } else { 0 })
+                }),
+                thresholds(),
+                TimeLag::CAUGHT_UP,
+                Status::Warn,
+                None,
+                true,
+            ),
+            // case 4: a sawtooth (lag read against a commit every other poll)
+            // with no trend: OK.
+            (
+                4,
+                every(30, 21, &|i| (Some(i * 10 - (i % 2) * 10), i * 10 + 5)),
+                thresholds(),
+                TimeLag::CAUGHT_UP,
+                Status::Ok,
+                None,
+                true,
+            ),
+            // case 5 (item 11): committed above the log end (topic recreated,
+            // group kept its position): ERR, not "caught up".
+            (
+                5,
+                every(30, 5, &|_| (Some(5000), 30)),
+                thresholds(),
+                TimeLag::CAUGHT_UP,
+                Status::Err,
+                Some(ErrReason::CommittedBeyondEnd),
+                true,
+            ),
+            // case 6 (item 7): a 13-year extrapolation from one write, certainly
+            // at least 60 s: no ERR on a 10 m threshold.
+            (
+                6,
+                every(30, 21, &|i| (Some(i * 10), i * 10 + 5)),
+                err_time,
+                TimeLag::extrapolated(4.1e8, 60.0, None),
+                Status::Ok,
+                None,
+                true,
+            ),
+            // case 7: its lower bound above the threshold: ERR, certainly.
+            (
+                7,
+                every(30, 21, &|i| (Some(i * 10), i * 10 + 5)),
+                err_time,
+                TimeLag::unknown(700.0, None),
+                Status::Err,
+                Some(ErrReason::TimeLagAbove),
+                true,
+            ),
+        ];
+        for (case, rows, t, tl, status, err, complete) in cases {
+            let got = eval(&rows, &t, &tl);
+            assert_eq!(got.status, status, "case {case}: {got:?}");
+            assert_eq!(got.err, err, "case {case}: {got:?}");
+            assert_eq!(got.complete, complete, "case {case}: {got:?}");
         }
     }
 }

@@ -262,6 +262,39 @@ pub(crate) struct Analysis {
     pub thresholds: Thresholds,
     #[serde(default)]
     pub groups: Vec<GroupThresholds>,
+    #[serde(default)]
+    pub exact_time_lag: ExactTimeLag,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExactTimeLag {
+    #[serde(default = "default_exact_enabled")]
+    pub enabled: bool,
+    #[serde(default = "default_exact_max_per_poll")]
+    pub max_per_poll: usize,
+    #[serde(default = "default_exact_max_error")]
+    pub max_error: Seconds,
+}
+
+impl Default for ExactTimeLag {
+    fn default() -> Self {
+        Self {
+            enabled: default_exact_enabled(),
+            max_per_poll: default_exact_max_per_poll(),
+            max_error: default_exact_max_error(),
+        }
+    }
+}
+
+fn default_exact_enabled() -> bool {
+    analysis_defaults::DEFAULT_EXACT_ENABLED
+}
+fn default_exact_max_per_poll() -> usize {
+    analysis_defaults::DEFAULT_EXACT_MAX_PER_POLL
+}
+fn default_exact_max_error() -> Seconds {
+    Seconds::from_duration(analysis_defaults::DEFAULT_EXACT_MAX_ERROR)
 }
 
 impl Default for Analysis {
@@ -274,6 +307,7 @@ impl Default for Analysis {
             expire_after: default_expire_after(),
             thresholds: Thresholds::default(),
             groups: Vec::new(),
+            exact_time_lag: ExactTimeLag::default(),
         }
     }
 }

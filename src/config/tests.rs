@@ -452,3 +452,20 @@ fn the_first_matching_recommend_pattern_wins_and_unset_keys_inherit() {
         (Mode::RateAware, 0)
     );
 }
+
+#[test]
+fn a_poll_interval_too_long_for_the_window_is_refused_with_one_that_works() {
+    // The case: a 5 m poll, a 10 m window, min_samples 3: 2 gaps of 5 m
+    // just fit; 6 m does not.
+    let ok = parse("poll_interval: 5m\nsources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n");
+    assert!(ok.is_ok(), "{ok:?}");
+    let p = problems("sources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n      poll_interval: 6m\n");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with(
+            "line 5: sources[0].kafka.poll_interval: 6m is too long for analysis.window 10m"
+        ),
+        "{p:?}"
+    );
+    assert!(p[0].contains("poll at most every 5m"), "{p:?}");
+}

@@ -11,7 +11,9 @@ pub(super) fn demo_config(
     speed: f64,
     port: u16,
 ) -> Result<Settings, String> {
-    let secs = |s: f64| format!("{}ms", (s / speed * 1000.0).max(1000.0).round());
+    let at_least =
+        |s: f64, floor_ms: f64| format!("{}ms", (s / speed * 1000.0).max(floor_ms).round());
+    let secs = |s: f64| at_least(s, 1000.0);
     let mut yaml = format!(
         r#"http:
   listen: 127.0.0.1:{port}
@@ -67,7 +69,9 @@ sources:
       groups: [inventory-service, payment-service, email-service, analytics]
 "#,
         poll = secs(2.0),
-        window = secs(40.0),
+        // At high speeds the 1 s floor of the poll must still leave room for
+        // min_samples (3) polls and min_span inside the window.
+        window = at_least(40.0, 4000.0),
         min_span = secs(6.0),
         drain = secs(60.0),
         learn = secs(10.0),

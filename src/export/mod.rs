@@ -143,14 +143,17 @@ const GROUP_FAMILIES: &[(&str, &str, GroupValue)] = &[
     ("lagwatch_group_lag_messages", "Messages the group has not consumed yet, summed over its partitions (JetStream: num_pending + num_ack_pending).", |_, a| Some(a.lag_sum as f64)),
     ("lagwatch_group_max_lag_messages", "The largest lag in messages of any one partition of the group.", |_, a| Some(a.lag_max as f64)),
     ("lagwatch_group_lag_seconds", "Age of the oldest message the group has not consumed yet (0 when caught up); absent while unknown. See lagwatch_group_lag_seconds_quality.", |_, a| a.time_lag_max.seconds()),
-    ("lagwatch_group_lag_seconds_lower_bound", "When the time lag is unknown (history too short): the oldest unconsumed message is at least this old.", |_, a| a.time_lag_max.at_least()),
+    ("lagwatch_group_lag_seconds_lower_bound", "The oldest message the group has not consumed yet is certainly at least this old, whatever the quality of lagwatch_group_lag_seconds (present also while that is unknown).", |_, a| Some(a.time_lag_max.at_least())),
+    ("lagwatch_group_lag_seconds_upper_bound", "The oldest message the group has not consumed yet is certainly at most this old; absent when nothing bounds it (an extrapolation, an unknown time lag).", |_, a| a.time_lag_max.at_most()),
     ("lagwatch_group_produce_messages_per_second", "Rate at which messages are written to the group's partitions (least-squares slope over the analysis window); absent until the window has enough samples.", |_, a| a.produce_rate),
     ("lagwatch_group_consume_messages_per_second", "Rate at which the group consumes (commits) messages, over the analysis window.", |_, a| a.consume_rate),
     ("lagwatch_group_lag_growth_messages_per_second", "How fast the group's lag grows (negative: shrinks), over the analysis window.", |_, a| a.lag_growth),
     ("lagwatch_group_catchup_eta_seconds", "Estimated time until the group has caught up; present only while it is catching up.", |_, a| a.eta_seconds),
     ("lagwatch_group_status_code", "Group health after Burrow's rules, worst partition: 0 OK, 1 WARN, 2 REWIND, 3 STALL, 4 STOP, 5 ERR.", |_, a| Some(a.status as u8 as f64)),
     ("lagwatch_group_lost_messages", "Messages deleted by retention before the group consumed them (committed offset below the earliest stored offset).", |_, a| Some(a.lost_messages as f64)),
-    ("lagwatch_group_time_until_loss_seconds", "If the group stopped now, time until retention deletes a message it has not consumed; absent when retention does not advance.", |_, a| a.seconds_to_loss),
+    ("lagwatch_group_time_until_loss_seconds", "Headroom: if the group stopped now, time until the configured retention (Kafka retention.ms; JetStream max_age, max_msgs, max_bytes) deletes a message it has not consumed; absent when nothing is at risk or retention is not known.", |_, a| a.headroom.seconds()),
+    ("lagwatch_group_projected_loss_seconds", "At the current produce and consume rates, time until the configured retention deletes a message the group has not consumed (0: happening now); absent while the group keeps pace or retention is not known. What ConsumerDataLossRisk alerts on.", |_, a| a.projected_loss.seconds()),
+    ("lagwatch_group_committed_beyond_end_partitions", "Partitions whose committed offset is above the log end (topic recreated under the same name, or data lost): the group reads nothing there until the log passes it; status ERR.", |_, a| Some(a.committed_beyond_end as f64)),
     ("lagwatch_group_partitions", "Partitions (JetStream: 1) the group has offsets on.", |_, a| Some(a.partitions as f64)),
     ("lagwatch_group_members", "Active members of the group as the broker reports them (JetStream push consumers: 1 if bound); absent when unknown.", |g, _| g.info.as_ref().and_then(|i| i.members).map(f64::from)),
 ];
@@ -194,6 +197,17 @@ fn render_groups(w: &mut Writer, sources: &[SourceView]) {
     }
     render_group_state_sets(w, sources);
     render_group_replicas(w, sources);
+    w.family("lagwatch_group_skipped_messages_total", "Messages the group's committed offsets jumped past faster than it was ever seen to consume (ten times its fastest rate, at least 1,000): an offset reset forward or a purge, suspected. Since lagwatch started.", "counter");
+    for (i, src, g) in up_groups(sources) {
+        if g.analysis.is_some() {
+            w.series(
+                i,
+                "lagwatch_group_skipped_messages_total",
+                &group_labels(src, g),
+                g.skipped_total as f64,
+            );
+        }
+    }
     w.family("lagwatch_group_info", "Always 1; `state` is the broker's group state (Stable, Empty, ...; JetStream: active, missing, offline).", "gauge");
     for (i, src, g) in up_groups(sources) {
         let state = g

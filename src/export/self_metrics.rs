@@ -114,7 +114,7 @@ impl SelfMetrics {
             history_restarts: counter_vec(
                 &r,
                 "lagwatch_history_restarts_total",
-                "Partitions or consumers whose sample history was thrown away and started again, by reason: head_decreased (topic or stream recreated), purged (everything stored deleted at once), clock_went_back. Rates and status need a full window again afterwards.",
+                "Partitions or consumers whose sample history was thrown away and started again, by reason: head_decreased (topic or stream recreated), clock_went_back. Rates and status need a full window again afterwards.",
                 &["source", "system", "reason"],
             )?,
             notifications_dropped: registered(

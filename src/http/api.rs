@@ -87,18 +87,56 @@ pub async fn sources(State(state): State<AppState>) -> Response {
     Json(serde_json::json!({ "sources": list })).into_response()
 }
 
-/// Time lag as JSON: seconds (null when unknown) and how it was obtained.
+/// Time lag as JSON: the estimate (null when unknown), how it was obtained,
+/// and the bounds the truth is certainly within.
 #[derive(Serialize)]
 struct TimeLagJson {
     seconds: Option<f64>,
     quality: &'static str,
-    /// Unknown but at least this old.
-    at_least_seconds: Option<f64>,
+    /// Certainly at least this old (also when unknown).
+    at_least_seconds: f64,
+    /// Certainly at most this old; null when nothing bounds it.
+    at_most_seconds: Option<f64>,
+}
+
+impl TimeLagJson {
+    fn of(t: &crate::analysis::TimeLag) -> TimeLagJson {
+        TimeLagJson {
+            seconds: t.seconds(),
+            quality: t.quality().as_str(),
+            at_least_seconds: t.at_least(),
+            at_most_seconds: t.at_most(),
+        }
+    }
+}
+
+/// Retention risk as JSON: seconds, and the configured limit it comes from.
+#[derive(Serialize)]
+struct LossJson {
+    /// null: never (keeping pace, or no limit deletes anything) or unknown.
+    seconds: Option<f64>,
+    /// `max_age`, `max_messages`, `max_bytes`; null with `seconds`.
+    basis: Option<&'static str>,
+    /// False when the topic's or stream's retention is not known.
+    known: bool,
+}
+
+impl LossJson {
+    fn of(p: crate::analysis::Projection) -> LossJson {
+        LossJson {
+            seconds: p.seconds(),
+            basis: p.basis().map(|b| b.as_str()),
+            known: !matches!(p, crate::analysis::Projection::Unknown),
+        }
+    }
 }
 
 #[derive(Serialize)]
 struct GroupJson {
     source: String,
+    /// When this group's figures were read: its source's last poll (the
+    /// answer's `at` is the newest poll of any source).
+    polled_at: Option<String>,
     system: &'static str,
     group: String,
     /// JetStream: the stream of the consumer.
@@ -115,8 +153,20 @@ struct GroupJson {
     lag_growth: Option<f64>,
     eta_seconds: Option<f64>,
     status: Option<&'static str>,
+    /// Why the status is ERR.
+    err_reason: Option<&'static str>,
     lost_messages: Option<u64>,
+    /// If the group stopped now, seconds until retention deletes an
+    /// unconsumed message (headroom; information).
     seconds_to_loss: Option<f64>,
+    /// Headroom with its basis.
+    headroom: Option<LossJson>,
+    /// At the current rates (what alerts).
+    projected_loss: Option<LossJson>,
+    committed_beyond_end_partitions: Option<usize>,
+    /// Messages the committed offsets skipped since lagwatch started (suspected
+    /// offset resets and purges).
+    skipped_messages_total: u64,
     /// Lag in messages at recent polls, oldest first: [unix ms, lag].
     trend: Vec<(i64, u64)>,
     recommendation: Option<RecommendationJson>,
@@ -133,6 +183,7 @@ struct RecommendationJson {
     message: String,
     partitions: Option<u32>,
     per_replica_capacity: Option<f64>,
+    capacity_estimated: bool,
 }
 
 #[derive(Serialize)]
@@ -147,6 +198,7 @@ fn group_json(src: &SourceView, g: &GroupView, incidents: &[Incident]) -> GroupJ
     let a: Option<&GroupAnalysis> = g.analysis.as_ref();
     GroupJson {
         source: src.id.to_string(),
+        polled_at: src.last_success.map(rfc3339),
         system: src.system.as_str(),
         group: g.key.group.to_string(),
         stream: g.key.scope.as_ref().map(|s| s.to_string()),
@@ -156,18 +208,19 @@ fn group_json(src: &SourceView, g: &GroupView, incidents: &[Incident]) -> GroupJ
         partitions: g.partitions.len(),
         lag: a.map(|a| a.lag_sum),
         max_lag: a.map(|a| a.lag_max),
-        lag_seconds: a.map(|a| TimeLagJson {
-            seconds: a.time_lag_max.seconds(),
-            quality: a.time_lag_max.quality().as_str(),
-            at_least_seconds: a.time_lag_max.at_least(),
-        }),
+        lag_seconds: a.map(|a| TimeLagJson::of(&a.time_lag_max)),
         produce_rate: a.and_then(|a| a.produce_rate),
         consume_rate: a.and_then(|a| a.consume_rate),
         lag_growth: a.and_then(|a| a.lag_growth),
         eta_seconds: a.and_then(|a| a.eta_seconds),
         status: a.map(|a| a.status.as_str()),
+        err_reason: a.and_then(|a| a.err).map(|e| e.as_str()),
         lost_messages: a.map(|a| a.lost_messages),
-        seconds_to_loss: a.and_then(|a| a.seconds_to_loss),
+        seconds_to_loss: a.and_then(|a| a.headroom.seconds()),
+        headroom: a.map(|a| LossJson::of(a.headroom)),
+        projected_loss: a.map(|a| LossJson::of(a.projected_loss)),
+        committed_beyond_end_partitions: a.map(|a| a.committed_beyond_end),
+        skipped_messages_total: g.skipped_total,
         trend: g.trend.iter().map(|(t, l)| (t.0, *l)).collect(),
         recommendation: g.recommendation.as_ref().map(|r| RecommendationJson {
             mode: match r.mode {
@@ -180,6 +233,7 @@ fn group_json(src: &SourceView, g: &GroupView, incidents: &[Incident]) -> GroupJ
             message: r.message.clone(),
             partitions: r.partitions,
             per_replica_capacity: r.per_replica_capacity,
+            capacity_estimated: r.capacity_estimated,
         }),
         incidents: incidents
             .iter()
@@ -308,8 +362,7 @@ impl<'q> Selection<'q> {
             g.analysis.map_or(-1.0, |a| {
                 a.time_lag_max
                     .seconds()
-                    .or(a.time_lag_max.at_least())
-                    .unwrap_or(0.0)
+                    .unwrap_or(a.time_lag_max.at_least())
             })
         };
         rows.sort_by(|(sa, a), (sb, b)| {
@@ -348,8 +401,11 @@ struct PartitionJson {
     lag_growth: Option<f64>,
     eta_seconds: Option<f64>,
     status: &'static str,
+    err_reason: Option<&'static str>,
     lost_messages: u64,
     seconds_to_loss: Option<f64>,
+    headroom: LossJson,
+    projected_loss: LossJson,
     jetstream: Option<serde_json::Value>,
 }
 
@@ -362,18 +418,17 @@ fn partition_json(p: &PartitionView) -> PartitionJson {
         latest: p.sample.head,
         earliest: p.sample.low,
         lag: p.sample.lag,
-        lag_seconds: TimeLagJson {
-            seconds: a.time_lag.seconds(),
-            quality: a.time_lag.quality().as_str(),
-            at_least_seconds: a.time_lag.at_least(),
-        },
+        lag_seconds: TimeLagJson::of(&a.time_lag),
         produce_rate: a.produce_rate,
         consume_rate: a.consume_rate,
         lag_growth: a.lag_growth,
         eta_seconds: a.eta_seconds,
         status: a.status.as_str(),
+        err_reason: a.err.map(|e| e.as_str()),
         lost_messages: a.retention.lost_messages,
-        seconds_to_loss: a.retention.seconds_to_loss,
+        seconds_to_loss: a.retention.headroom.seconds(),
+        headroom: LossJson::of(a.retention.headroom),
+        projected_loss: LossJson::of(a.retention.projected),
         jetstream: p.sample.jetstream.as_ref().map(|j| {
             serde_json::json!({
                 "num_pending": j.num_pending,
@@ -386,6 +441,7 @@ fn partition_json(p: &PartitionView) -> PartitionJson {
                 "push": j.push,
                 "deliver_group": j.deliver_group,
                 "push_bound": j.push_bound,
+                "filtered": j.filtered,
             })
         }),
     }

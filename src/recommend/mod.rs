@@ -160,8 +160,11 @@ pub struct Recommendation {
     /// Kafka: partitions of the group's topics (the most replicas that can
     /// work); None for JetStream.
     pub partitions: Option<u32>,
-    /// msgs/s per replica in use (configured, else learned).
+    /// msgs/s per replica in use (configured, else learned, else estimated).
     pub per_replica_capacity: Option<f64>,
+    /// `per_replica_capacity` is the first estimate from about a minute of
+    /// saturation, not yet the learned value.
+    pub capacity_estimated: bool,
     /// KEDA mode: the metric value KEDA's scaler would export.
     pub keda_metric: Option<i64>,
 }
@@ -192,7 +195,13 @@ pub fn recommend(
         reason: Reason::NotEnoughData,
         message: String::new(),
         partitions,
-        per_replica_capacity: s.capacity_per_replica.or(state.capacity.per_replica()),
+        per_replica_capacity: s
+            .capacity_per_replica
+            .or(state.capacity.per_replica())
+            .or(state.capacity.estimate()),
+        capacity_estimated: s.capacity_per_replica.is_none()
+            && state.capacity.per_replica().is_none()
+            && state.capacity.estimate().is_some(),
         keda_metric: None,
     };
     match s.mode {
@@ -295,7 +304,15 @@ fn rate_aware(
     let Some(cap) = rec.per_replica_capacity else {
         return capacity_unknown(push_single, lag, growth, state, s, rec);
     };
-    let sizing = Sizing::new(produce, lag, cap, rec.partitions, s);
+    let mut sizing = Sizing::new(produce, lag, cap, rec.partitions, s);
+    if rec.capacity_estimated {
+        sizing.at = format!(
+            "at an estimated {} per consumer (from its first minute behind; refined as \
+             capacity is learned) (+{}% headroom)",
+            rate(cap),
+            (s.headroom * 100.0).round()
+        );
+    }
     if push_single && sizing.needed > 1 {
         state.hysteresis.force(1);
         rec.recommended = Some(1);

@@ -169,7 +169,15 @@ pub struct Capacity {
     per_replica: Option<f64>,
     samples: u32,
     saturated_since: Option<(Millis, u32)>,
+    /// Before `learn_after`: the consume rate per replica after
+    /// [`ESTIMATE_AFTER_MS`] of saturation, a first, rougher figure.
+    estimate: Option<f64>,
 }
+
+/// A first capacity estimate is made after this much saturation (or
+/// `learn_after`, if shorter): a group saturated since a flash sale began gets
+/// sized advice within about a minute, not after five.
+pub const ESTIMATE_AFTER_MS: i64 = 60_000;
 
 /// How far one saturated poll moves the estimate: one noisy poll cannot swing
 /// it, and a faster release is learned within a handful of polls.
@@ -182,6 +190,13 @@ impl Capacity {
     }
     pub fn samples(&self) -> u32 {
         self.samples
+    }
+    /// The first estimate, until capacity is learned.
+    pub fn estimate(&self) -> Option<f64> {
+        self.per_replica
+            .is_none()
+            .then_some(self.estimate)
+            .flatten()
     }
     /// Since when the group has been saturated (with the replicas then).
     pub fn saturated_since(&self) -> Option<Millis> {
@@ -212,11 +227,17 @@ impl Capacity {
                 now
             }
         };
-        if now.0.saturating_sub(since.0) < learn_after_ms {
+        let saturated_for = now.0.saturating_sub(since.0);
+        let consume = group.consume_rate.filter(|c| c.is_finite() && *c > 0.0);
+        if saturated_for >= ESTIMATE_AFTER_MS.min(learn_after_ms) {
+            if let Some(c) = consume {
+                self.estimate = Some(c / f64::from(r));
+            }
+        }
+        if saturated_for < learn_after_ms {
             return None;
         }
-        let consume = group.consume_rate.filter(|c| c.is_finite() && *c > 0.0)?;
-        let sample = consume / f64::from(r);
+        let sample = consume? / f64::from(r);
         self.per_replica = Some(match self.per_replica {
             Some(old) => old + CAPACITY_WEIGHT * (sample - old),
             None => sample,

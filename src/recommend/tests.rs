@@ -78,21 +78,22 @@ fn analysis(
         lag_sum,
         lag_max: parts.iter().map(|p| p.lag).max().unwrap_or(0),
         time_lag_max: if lag_sum == 0 {
-            TimeLag::Exact
+            TimeLag::CAUGHT_UP
         } else {
-            TimeLag::Interpolated {
-                seconds: time_lag,
-                max_error_seconds: 30.0,
-            }
+            TimeLag::interpolated(time_lag, time_lag - 15.0, time_lag + 15.0)
         },
         status: Status::Ok,
+        err: None,
         status_complete: true,
         produce_rate: produce,
         consume_rate: parts.iter().map(|p| p.consume_rate).sum(),
         lag_growth: growth,
         eta_seconds: None,
         lost_messages: 0,
-        seconds_to_loss: None,
+        headroom: crate::analysis::Projection::Never,
+        projected_loss: crate::analysis::Projection::Never,
+        committed_beyond_end: 0,
+        skipped: 0,
     }
 }
 
@@ -530,15 +531,35 @@ fn capacity_learned_while_behind_drives_the_recommendation() {
         reason: Reason::NotEnoughData,
         says: "",
     };
-    for i in 0..10 {
+    for i in 0..2 {
         let r = run(&c, &mut state, Millis(i * 30_000));
-        // case 1: under learn_after (5 m): no capacity, no number.
+        // case 1: under a minute behind: no capacity, no number.
         assert_eq!(r.reason, Reason::NotEnoughData, "poll {i}");
+    }
+    for i in 2..10 {
+        // case 1b (issue 20, item 12): after a minute behind, a first
+        // estimate (1,000 / 2 = 500 per consumer) gives sized advice, and
+        // says it is an estimate.
+        let r = run(&c, &mut state, Millis(i * 30_000));
+        assert_eq!(r.per_replica_capacity, Some(500.0), "poll {i}");
+        assert!(r.capacity_estimated, "poll {i}");
+        assert_eq!(
+            (r.recommended, r.reason),
+            (Some(4), Reason::PartitionBound),
+            "poll {i}"
+        );
+        assert!(
+            r.message.contains("an estimated 500 msg/s per consumer"),
+            "{}",
+            r.message
+        );
     }
     // case 2: at 5 m: capacity 1,000 / 2 = 500; (1,200 + 400,000 / 600) / 500
     // x 1.2 = 4.48 -> 5 > 4 partitions.
     let r = run(&c, &mut state, Millis(10 * 30_000));
     assert_eq!(r.per_replica_capacity, Some(500.0));
+    assert!(!r.capacity_estimated, "learned now");
+    assert!(!r.message.contains("estimated"), "{}", r.message);
     assert_eq!((r.recommended, r.reason), (Some(4), Reason::PartitionBound));
     assert!(
         r.message.ends_with("add at least 1 partition"),

@@ -43,6 +43,9 @@ pub struct GroupView {
     pub trend: Vec<(Millis, u64)>,
     /// Scale-out advice; None when the group has no analysis.
     pub recommendation: Option<Recommendation>,
+    /// Messages the group's committed offsets skipped since lagwatch started
+    /// (offset resets, purges; suspected, see `analysis::rates::SKIP_FACTOR`).
+    pub skipped_total: u64,
 }
 
 impl GroupView {
@@ -57,6 +60,7 @@ impl GroupView {
             analysis: None,
             trend: Vec::new(),
             recommendation: None,
+            skipped_total: 0,
         }
     }
 }

@@ -15,17 +15,20 @@
 //! the server shapes differently is counted and skipped while the rest of the
 //! poll goes on.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::watch;
 
-use super::Poller;
+use super::{exact, Poller};
 use crate::config::{EphemeralPolicy, JetstreamSettings, NatsAuth, Shard, Timing};
 use crate::model::{
-    ErrorKind, GroupInfo, GroupKey, JetstreamParts, PollData, PollFailure, Sample, SourceId,
-    StreamState,
+    ErrorKind, ExactRequests, GroupInfo, GroupKey, JetstreamParts, Millis, PollData, PollFailure,
+    Sample, SourceId, StreamState,
 };
 
 /// The consumer name ephemeral consumers of a stream are folded into.
@@ -39,6 +42,12 @@ pub struct JetstreamPoller {
     config: JetstreamSettings,
     timing: Timing,
     shard: Shard,
+    /// The engine's requests for exact time lags.
+    exact: Option<watch::Receiver<ExactRequests>>,
+    /// Timestamps of stream messages read: (stream, sequence) -> written.
+    written: HashMap<(Arc<str>, i64), Millis>,
+    /// Whether reading them is allowed now (see `source::exact`).
+    written_backoff: exact::Backoff,
     client: Option<async_nats::Client>,
 }
 
@@ -59,6 +68,9 @@ impl JetstreamPoller {
             config,
             timing,
             shard: Shard::ALL,
+            exact: None,
+            written: HashMap::new(),
+            written_backoff: exact::Backoff::default(),
             client: None,
         }
     }
@@ -66,6 +78,12 @@ impl JetstreamPoller {
     /// Watch only the consumers (and streams) that belong to `shard`.
     pub fn with_shard(mut self, shard: Shard) -> Self {
         self.shard = shard;
+        self
+    }
+
+    /// Read the timestamps of the oldest unconsumed messages the engine asks for.
+    pub fn with_exact_requests(mut self, rx: watch::Receiver<ExactRequests>) -> Self {
+        self.exact = Some(rx);
         self
     }
 
@@ -138,10 +156,9 @@ impl JetstreamPoller {
         &self,
         client: &async_nats::Client,
         subject: String,
-        offset: usize,
+        body: String,
         kind: ErrorKind,
     ) -> Result<Value, PollFailure> {
-        let body = format!("{{\"offset\":{offset}}}");
         let msg = client
             .request(subject.clone(), body.into())
             .await
@@ -197,7 +214,12 @@ impl JetstreamPoller {
         let mut missing = Vec::new();
         loop {
             let page = self
-                .request(client, subject.to_string(), items.len(), kind)
+                .request(
+                    client,
+                    subject.to_string(),
+                    format!("{{\"offset\":{}}}", items.len()),
+                    kind,
+                )
                 .await?;
             let mut page: ListPage = serde_json::from_value(page).map_err(|e| PollFailure {
                 kind: ErrorKind::Decode,
@@ -227,6 +249,7 @@ impl Poller for JetstreamPoller {
             });
         }
         let mut data = PollData::default();
+        let read_started = Millis::now();
         let stream_subject = format!("{}.STREAM.LIST", self.config.api_prefix);
         let (streams, missing_streams) = self
             .list_all(&client, &stream_subject, "streams", ErrorKind::StreamInfo)
@@ -265,11 +288,17 @@ impl Poller for JetstreamPoller {
             .buffer_unordered(CONCURRENT_LISTS)
             .collect()
             .await;
+        // The readings are stamped in the middle of the lists that made them
+        // (stream state, then consumer state), not when the poll started.
+        data.read_at = Some(Millis((read_started.0 + Millis::now().0) / 2));
         for (i, listed) in lists {
             let stream = &decoded[i];
             let name: Arc<str> = Arc::from(stream.config.name.as_str());
             if self.shard.owns(self.id.as_str(), &name) {
-                data.streams.push(stream.state_of(name.clone()));
+                let state = stream.state_of(name.clone());
+                data.retention
+                    .push((name.clone(), state.retention_limits()));
+                data.streams.push(state);
             }
             let (consumers, missing) = match listed {
                 Ok(l) => l,
@@ -283,8 +312,184 @@ impl Poller for JetstreamPoller {
             };
             self.fold_consumers(&mut data, stream, &name, consumers, missing);
         }
+        self.read_timestamps(client, &mut data.samples, &mut data.partial_errors)
+            .await;
         Ok(data)
     }
+}
+
+/// Timestamps kept at most (each poll also forgets those no longer the oldest
+/// unconsumed message of a lagging consumer); when full it starts again.
+const WRITTEN_MAX: usize = 100_000;
+
+impl JetstreamPoller {
+    /// For the consumers the engine asked about, reads the time the oldest
+    /// unconsumed message was stored (STREAM.MSG.GET; for a consumer with one
+    /// filter subject, the first message of that subject at or after its
+    /// position), once per (stream, sequence); marks every sample whose oldest
+    /// unconsumed message's time is known.
+    async fn read_timestamps(
+        &mut self,
+        client: &async_nats::Client,
+        samples: &mut [Sample],
+        partial_errors: &mut Vec<(ErrorKind, u64)>,
+    ) {
+        let wanted = self.timestamps_wanted(samples);
+        if !wanted.is_empty() {
+            if let Err(f) = self.read_times(client, wanted).await {
+                partial_errors.push((ErrorKind::ReadTimestamps, 1));
+                // A refusal and a timeout repeat (a NATS permission violation
+                // shows as a timeout); other failures are one-offs.
+                if matches!(f.kind, ErrorKind::Auth | ErrorKind::Timeout) {
+                    self.written_backoff.failed(
+                        &self.id,
+                        Instant::now(),
+                        &f.message,
+                        &format!(
+                            "Allow lagwatch's NATS user to publish to {}.STREAM.MSG.GET.>",
+                            self.config.api_prefix
+                        ),
+                    );
+                }
+            }
+        }
+        if self.written.is_empty() {
+            return;
+        }
+        let mut live = std::collections::HashSet::new();
+        for s in samples.iter_mut().filter(|s| s.lag > 0) {
+            let Some(seq) = oldest(s) else { continue };
+            let at = (s.key.topic.clone(), seq);
+            if let Some(w) = self.written.get(&at) {
+                s.oldest_written = Some((seq, *w));
+                live.insert(at);
+            }
+        }
+        self.written.retain(|at, _| live.contains(at));
+    }
+
+    /// (stream, sequence, filter subject) to read: the lagging consumers the
+    /// engine asked about, in its order, not known yet, at most its budget;
+    /// none while reads are backed off.
+    fn timestamps_wanted(&self, samples: &[Sample]) -> Vec<(Arc<str>, i64, Option<String>)> {
+        let asked: ExactRequests = self
+            .exact
+            .as_ref()
+            .map(|rx| rx.borrow().clone())
+            .unwrap_or_default();
+        if asked.is_empty() || !self.written_backoff.allows(Instant::now()) {
+            return Vec::new();
+        }
+        let lagging: HashMap<&crate::model::ConsumerKey, &Sample> = samples
+            .iter()
+            .filter(|s| s.lag > 0)
+            .map(|s| (&s.key, s))
+            .collect();
+        asked
+            .keys
+            .iter()
+            .filter_map(|k| lagging.get(k).copied())
+            .filter_map(|s| {
+                let seq = oldest(s)?;
+                let filter = s.jetstream.as_ref()?.filter_subject.clone();
+                let filtered = s.jetstream.as_ref()?.filtered;
+                // Several filter subjects: no single "next" message to ask for.
+                (!filtered || filter.is_some()).then(|| (s.key.topic.clone(), seq, filter))
+            })
+            .filter(|(stream, seq, _)| !self.written.contains_key(&(stream.clone(), *seq)))
+            .take(asked.budget)
+            .collect()
+    }
+
+    /// Reads the times of `wanted` into the cache, within
+    /// [`exact::READ_TIMEOUT`]; the last failure, if any.
+    async fn read_times(
+        &mut self,
+        client: &async_nats::Client,
+        wanted: Vec<(Arc<str>, i64, Option<String>)>,
+    ) -> Result<(), PollFailure> {
+        let this = &*self;
+        let asked_for = wanted.len();
+        let reads = stream::iter(wanted)
+            .map(|(stream, seq, filter)| async move {
+                let written = this
+                    .message_time(client, &stream, seq, filter.as_deref())
+                    .await;
+                ((stream, seq), written)
+            })
+            .buffer_unordered(CONCURRENT_LISTS)
+            .collect::<Vec<_>>();
+        let read = tokio::time::timeout(exact::READ_TIMEOUT, reads)
+            .await
+            .map_err(|_| PollFailure {
+                kind: ErrorKind::Timeout,
+                message: format!(
+                    "{asked_for} STREAM.MSG.GET took over {} s",
+                    exact::READ_TIMEOUT.as_secs()
+                ),
+            })?;
+        if self.written.len() + read.len() > WRITTEN_MAX {
+            self.written.clear();
+        }
+        let mut failure = Ok(());
+        for (at, written) in read {
+            match written {
+                Ok(Some(w)) => {
+                    self.written.insert(at, w);
+                }
+                Ok(None) => {}
+                Err(f) => failure = Err(f),
+            }
+        }
+        failure
+    }
+
+    /// The time message `seq` of `stream` (or, with `subject`, the first message
+    /// of that subject from `seq` on) was stored; None when there is no such
+    /// message (deleted meanwhile) or its answer has no time.
+    async fn message_time(
+        &self,
+        client: &async_nats::Client,
+        stream: &str,
+        seq: i64,
+        subject: Option<&str>,
+    ) -> Result<Option<Millis>, PollFailure> {
+        let body = match subject {
+            Some(s) => serde_json::json!({ "seq": seq, "next_by_subj": s }),
+            None => serde_json::json!({ "seq": seq }),
+        };
+        let subject_name = format!("{}.STREAM.MSG.GET.{stream}", self.config.api_prefix);
+        let answer = match self
+            .request(
+                client,
+                subject_name,
+                body.to_string(),
+                ErrorKind::ReadTimestamps,
+            )
+            .await
+        {
+            Ok(a) => a,
+            // "no message found": gone since the consumer info was read.
+            Err(f) if f.message.ends_with("(code 404)") => return Ok(None),
+            Err(f) => {
+                tracing::debug!(source = %self.id, stream, seq, error = %f.message, "cannot read a message's time");
+                return Err(f);
+            }
+        };
+        let time = answer
+            .get("message")
+            .and_then(|m| m.get("time"))
+            .and_then(Value::as_str);
+        Ok(time
+            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+            .map(Millis::from_system))
+    }
+}
+
+/// The oldest unconsumed stream sequence that still exists.
+fn oldest(s: &Sample) -> Option<i64> {
+    let c = s.committed?;
+    Some(s.low.map_or(c, |l| c.max(l)))
 }
 
 impl JetstreamPoller {
@@ -429,6 +634,7 @@ struct StreamInfo {
 #[serde(default)]
 struct StreamConfig {
     name: String,
+    subjects: Vec<String>,
     retention: String,
     max_msgs: i64,
     max_bytes: i64,
@@ -487,6 +693,8 @@ struct ConsumerConfig {
     deliver_subject: Option<String>,
     deliver_group: Option<String>,
     max_ack_pending: i64,
+    filter_subject: Option<String>,
+    filter_subjects: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -518,6 +726,42 @@ impl ConsumerInfo {
             .as_deref()
             .is_some_and(|g| !g.is_empty());
         (self.is_push() && !grouped).then_some(u32::from(self.push_bound))
+    }
+
+    /// The consumer's filter subject, when it has exactly one.
+    fn single_filter(&self) -> Option<String> {
+        let mut all = self
+            .config
+            .filter_subject
+            .iter()
+            .chain(&self.config.filter_subjects)
+            .filter(|f| !f.is_empty());
+        match (all.next(), all.next()) {
+            (Some(one), None) => Some(one.clone()),
+            _ => None,
+        }
+    }
+
+    /// The consumer sees only some of the stream's subjects: its filters are
+    /// set and are not simply the stream's own subjects.
+    fn is_filtered(&self, stream: &StreamInfo) -> bool {
+        let mut filters: Vec<&str> = self
+            .config
+            .filter_subject
+            .iter()
+            .chain(&self.config.filter_subjects)
+            .map(String::as_str)
+            .filter(|f| !f.is_empty())
+            .collect();
+        if filters.is_empty() {
+            return false;
+        }
+        let mut subjects: Vec<&str> = stream.config.subjects.iter().map(String::as_str).collect();
+        filters.sort_unstable();
+        filters.dedup();
+        subjects.sort_unstable();
+        subjects.dedup();
+        filters != subjects
     }
 
     /// Maps the consumer onto Kafka's shape: `head` is the next stream sequence
@@ -558,7 +802,10 @@ impl ConsumerInfo {
                 push: self.is_push(),
                 deliver_group: self.config.deliver_group.clone().filter(|g| !g.is_empty()),
                 push_bound: self.push_bound,
+                filtered: self.is_filtered(stream),
+                filter_subject: self.single_filter(),
             })),
+            oldest_written: None,
         }
     }
 }
@@ -636,6 +883,7 @@ mod tests {
                 num_pending: lag,
                 ..JetstreamParts::default()
             })),
+            oldest_written: None,
         };
         let m = merge(mk(5, 90), &mk(7, 40));
         assert_eq!(m.lag, 12);

@@ -2,6 +2,7 @@
 //! source polls on its own interval (polls of one source never overlap; a slow
 //! source never delays another) and sends one [`PollBatch`] per poll.
 
+pub mod exact;
 pub mod jetstream;
 pub mod kafka;
 
@@ -24,6 +25,7 @@ pub trait Poller: Send + 'static {
 pub fn spawn(
     settings: &Settings,
     source: &SourceSettings,
+    exact: tokio::sync::watch::Receiver<crate::model::ExactRequests>,
     tx: mpsc::Sender<PollBatch>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -34,12 +36,15 @@ pub fn spawn(
     async move {
         match kind {
             SourceKind::Kafka(k) => {
-                let poller = kafka::KafkaPoller::new(id.clone(), k, timing).with_shard(shard);
+                let poller = kafka::KafkaPoller::new(id.clone(), k, timing)
+                    .with_shard(shard)
+                    .with_exact_requests(exact);
                 poll_loop(poller, id, System::Kafka, timing, tx, cancel).await
             }
             SourceKind::Jetstream(j) => {
-                let poller =
-                    jetstream::JetstreamPoller::new(id.clone(), j, timing).with_shard(shard);
+                let poller = jetstream::JetstreamPoller::new(id.clone(), j, timing)
+                    .with_shard(shard)
+                    .with_exact_requests(exact);
                 poll_loop(poller, id, System::Jetstream, timing, tx, cancel).await
             }
         }

@@ -12,6 +12,8 @@
     reason = "each test binary uses a different subset of helpers"
 )]
 
+pub mod truth;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -210,21 +212,46 @@ impl Tansu {
 
     /// Creates a topic with `tansu topic create`.
     pub fn create_topic(&self, name: &str, partitions: u32) {
-        let out = Command::new(require_binary("tansu"))
-            .args([
-                "topic",
-                "create",
-                "--broker",
-                &format!("tcp://127.0.0.1:{}", self.port),
-                "--partitions",
-                &partitions.to_string(),
-                name,
-            ])
-            .output()
-            .expect("run tansu topic create");
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    /// Creates a topic with topic configs (`retention.ms`, ...).
+    pub fn create_topic_with(&self, name: &str, partitions: u32, configs: &[(&str, &str)]) {
+        let mut cmd = Command::new(require_binary("tansu"));
+        cmd.args([
+            "topic",
+            "create",
+            "--broker",
+            &format!("tcp://127.0.0.1:{}", self.port),
+            "--partitions",
+            &partitions.to_string(),
+        ]);
+        for (k, v) in configs {
+            cmd.args(["--config", &format!("{k}={v}")]);
+        }
+        let out = cmd.arg(name).output().expect("run tansu topic create");
         assert!(
             out.status.success(),
             "tansu topic create {name} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Deletes a topic with `tansu topic delete` (its groups' offsets go with it).
+    pub fn delete_topic(&self, name: &str) {
+        let out = Command::new(require_binary("tansu"))
+            .args([
+                "topic",
+                "delete",
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+                name,
+            ])
+            .output()
+            .expect("run tansu topic delete");
+        assert!(
+            out.status.success(),
+            "tansu topic delete {name} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }

@@ -4,17 +4,30 @@ use std::time::Duration;
 
 use super::{group_pattern, positive};
 use crate::analysis::settings::{
-    millis, Settings, ThresholdResolver, Thresholds, BYTES_PER_SAMPLE, MAX_SAMPLES_LIMIT,
+    millis, ExactTimeLag, Settings, ThresholdResolver, Thresholds, BYTES_PER_SAMPLE,
+    MAX_SAMPLES_LIMIT,
 };
 use crate::config::problems::{At, Problems};
 use crate::config::raw;
 use crate::config::Seconds;
+
+/// More message fetches per poll than this is a typo, not a plan.
+const MAX_EXACT_PER_POLL: usize = 10_000;
 
 pub(super) fn settings(a: &raw::Analysis, at: &At, p: &mut Problems) -> Option<Settings> {
     let before = p.len();
     limits(a, at, p);
     let expire_after = positive(p, &at.key("expire_after"), a.expire_after);
     let thresholds = per_group(a, at, p);
+    if a.exact_time_lag.max_per_poll > MAX_EXACT_PER_POLL {
+        p.push(
+            &at.key("exact_time_lag").key("max_per_poll"),
+            format!(
+                "must be at most {MAX_EXACT_PER_POLL} (got {}): each is a fetch from the broker",
+                a.exact_time_lag.max_per_poll
+            ),
+        );
+    }
     if p.len() > before {
         return None;
     }
@@ -25,6 +38,11 @@ pub(super) fn settings(a: &raw::Analysis, at: &At, p: &mut Problems) -> Option<S
         max_samples_per_key: a.max_samples_per_key,
         expire_after: expire_after?,
         thresholds: thresholds?,
+        exact_time_lag: ExactTimeLag {
+            enabled: a.exact_time_lag.enabled,
+            max_per_poll: a.exact_time_lag.max_per_poll,
+            max_error: a.exact_time_lag.max_error.get(),
+        },
     })
 }
 

@@ -31,6 +31,9 @@ pub(crate) fn settings(raw: &Config, hostname: Option<&str>, p: &mut Problems) -
     let recommend = recommend::settings(&raw.recommend, &root.key("recommend"), p);
     let alerts = alerts::settings(&raw.alerts, &root.key("alerts"), p);
     let sources = sources::settings(raw, &root.key("sources"), p);
+    if let (Some(a), Some(srcs)) = (&analysis, &sources) {
+        rates_possible(raw, a, srcs, p);
+    }
     if p.len() > before {
         return None;
     }
@@ -45,6 +48,52 @@ pub(crate) fn settings(raw: &Config, hostname: Option<&str>, p: &mut Problems) -
         alerts: alerts?,
         sources: sources?,
     })
+}
+
+/// A source whose polls are too far apart for `min_samples` of them to fit in
+/// the window would never get a rate, a status past OK, or a recommendation:
+/// refused, with the interval that would work.
+fn rates_possible(
+    raw: &Config,
+    a: &crate::analysis::Settings,
+    sources: &[crate::config::SourceSettings],
+    p: &mut Problems,
+) {
+    let gaps = u32::try_from(a.min_samples.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .max(1);
+    let most = a.window / gaps;
+    for (i, (s, r)) in sources.iter().zip(&raw.sources).enumerate() {
+        if s.timing.poll_interval <= most {
+            continue;
+        }
+        let own = match (&r.kafka, &r.jetstream) {
+            (Some(k), _) if k.poll_interval.is_some() => Some("kafka"),
+            (_, Some(j)) if j.poll_interval.is_some() => Some("jetstream"),
+            _ => None,
+        };
+        let at = match own {
+            Some(kind) => At::root()
+                .key("sources")
+                .index(i)
+                .key(kind)
+                .key("poll_interval"),
+            None => At::root().key("poll_interval"),
+        };
+        p.push(
+            &at,
+            format!(
+                "{} is too long for analysis.window {} with analysis.min_samples {}: no rate, \
+                 status or recommendation would ever be computed for source `{}`; poll at \
+                 most every {}, or widen the window",
+                humantime::format_duration(s.timing.poll_interval),
+                humantime::format_duration(a.window),
+                a.min_samples,
+                s.id,
+                humantime::format_duration(most)
+            ),
+        );
+    }
 }
 
 fn http(raw: &raw::Http, at: &At, p: &mut Problems) -> Option<HttpSettings> {

@@ -206,6 +206,55 @@ impl<'a> Admin<'a> {
         }
     }
 
+    /// DescribeConfigs of every topic in `topics`, in one call: each topic's
+    /// config entries (name -> value; a broker may answer only the entries set
+    /// on the topic, as tansu does, or every effective value, as Kafka does), or
+    /// that topic's error.
+    pub fn describe_topic_configs(&self, topics: &[String]) -> Result<TopicConfigs, AdminError> {
+        if topics.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let names = topics
+            .iter()
+            .map(|t| CString::new(t.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| AdminError::new(RDKafkaErrorCode::InvalidArgument, "topic with NUL"))?;
+        let mut resources = ConfigResources(Vec::with_capacity(names.len()));
+        for n in &names {
+            // SAFETY: `n` is a valid C string, copied by librdkafka; the resource
+            // is owned by the guard.
+            let r = unsafe {
+                rd::rd_kafka_ConfigResource_new(
+                    rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+                    n.as_ptr(),
+                )
+            };
+            if r.is_null() {
+                return Err(AdminError::new(RDKafkaErrorCode::Fail, "out of memory"));
+            }
+            resources.0.push(r);
+        }
+        let options = self.options(rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS)?;
+        let queue = self.queue()?;
+        // SAFETY: rk alive; `resources` holds valid resources (librdkafka copies
+        // them and the options during the call); queue is a valid guard.
+        unsafe {
+            rd::rd_kafka_DescribeConfigs(
+                self.rk.as_ptr(),
+                resources.0.as_mut_ptr(),
+                resources.0.len(),
+                options.ptr(),
+                queue.ptr(),
+            )
+        };
+        let event = queue
+            .wait(rd::RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT, self.deadline())
+            .ok_or_else(|| AdminError::timed_out("DescribeConfigs"))?;
+        event.error()?;
+        // SAFETY: the event is a DESCRIBECONFIGS_RESULT (checked in wait).
+        unsafe { topic_configs_of(&event) }
+    }
+
     /// DescribeConsumerGroups for all `groups` in one call (librdkafka sends one
     /// DescribeGroups request per group to its coordinator, all in flight at once).
     pub fn describe_groups(
@@ -510,6 +559,68 @@ unsafe fn members_of(d: *const rd::rd_kafka_ConsumerGroupDescription_t) -> Vec<M
             });
         }
         members
+    }
+}
+
+/// Each topic's config entries (name -> value), or its error.
+pub type TopicConfigs = HashMap<String, Result<HashMap<String, String>, AdminError>>;
+
+/// Config resources owned until the call has copied them.
+struct ConfigResources(Vec<*mut rd::rd_kafka_ConfigResource_t>);
+
+impl Drop for ConfigResources {
+    fn drop(&mut self) {
+        for &r in &self.0 {
+            // SAFETY: each resource was created by ConfigResource_new and is
+            // owned here alone.
+            unsafe { rd::rd_kafka_ConfigResource_destroy(r) }
+        }
+    }
+}
+
+/// The config entries of every topic in one DescribeConfigs result, copied out.
+///
+/// # Safety
+/// `event` must be a DescribeConfigs result event.
+unsafe fn topic_configs_of(event: &Event) -> Result<TopicConfigs, AdminError> {
+    // SAFETY: every pointer is owned by the event, alive in this call; strings
+    // are copied out.
+    unsafe {
+        let result = rd::rd_kafka_event_DescribeConfigs_result(event.ptr());
+        if result.is_null() {
+            return Err(AdminError::new(
+                RDKafkaErrorCode::Fail,
+                "DescribeConfigs: empty result",
+            ));
+        }
+        let mut n = 0usize;
+        let resources = rd::rd_kafka_DescribeConfigs_result_resources(result, &mut n);
+        let mut out = HashMap::with_capacity(n);
+        for &r in raw_slice(resources, n) {
+            let Some(name) = string(rd::rd_kafka_ConfigResource_name(r)) else {
+                continue;
+            };
+            let err = code(rd::rd_kafka_ConfigResource_error(r));
+            if err != RDKafkaErrorCode::NoError {
+                let message =
+                    string(rd::rd_kafka_ConfigResource_error_string(r)).unwrap_or_default();
+                out.insert(name, Err(AdminError::new(err, message)));
+                continue;
+            }
+            let mut m = 0usize;
+            let entries = rd::rd_kafka_ConfigResource_configs(r, &mut m);
+            let mut configs = HashMap::with_capacity(m);
+            for &e in raw_slice(entries, m) {
+                if let (Some(k), Some(v)) = (
+                    string(rd::rd_kafka_ConfigEntry_name(e)),
+                    string(rd::rd_kafka_ConfigEntry_value(e)),
+                ) {
+                    configs.insert(k, v);
+                }
+            }
+            out.insert(name, Ok(configs));
+        }
+        Ok(out)
     }
 }
 

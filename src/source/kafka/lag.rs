@@ -133,6 +133,7 @@ pub fn assemble(
                     low: earliest.get(&tp).copied(),
                     lag,
                     jetstream: None,
+                    oldest_written: None,
                 });
             }
         }

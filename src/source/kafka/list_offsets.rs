@@ -14,6 +14,8 @@ use crate::model::{ErrorKind, PollFailure};
 pub(super) struct Offsets {
     pub latest: HashMap<Tp, i64>,
     pub earliest: HashMap<Tp, i64>,
+    /// The partitions asked about.
+    pub measured: Vec<Tp>,
 }
 
 impl Poll<'_> {
@@ -52,7 +54,11 @@ impl Poll<'_> {
             }
             None => HashMap::new(),
         };
-        Ok(Offsets { latest, earliest })
+        Ok(Offsets {
+            latest,
+            earliest,
+            measured: wanted,
+        })
     }
 }
 

@@ -11,6 +11,10 @@
 //! 4. `describe.rs`: state, members and assignments of every group not listed as
 //!    Empty; failures are counted, never fatal, and back off.
 //! 5. `list_offsets.rs`: latest and earliest offsets of every measured partition.
+//! 6. `topic_configs.rs`: the retention of newly measured topics, and of all
+//!    every few minutes.
+//! 7. `timestamps.rs`: the broker's timestamp of the oldest unconsumed message
+//!    of the partitions the engine asked about (exact time lag).
 //!
 //! `lag.rs` assembles the readings into samples (pure); `admin.rs` is the FFI to
 //! librdkafka's admin API; `trace.rs` records where a poll spent its time.
@@ -29,9 +33,12 @@ mod list_offsets;
 mod metadata;
 mod offset_fetch;
 mod poll;
+mod timestamps;
+mod topic_configs;
 mod trace;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings::rd_kafka_IsolationLevel_t;
@@ -42,7 +49,9 @@ use self::context::LagwatchContext;
 use self::poll::Plan;
 use super::Poller;
 use crate::config::{secret, IsolationLevel, KafkaSettings, Shard, Timing};
-use crate::model::{ErrorKind, PollData, PollFailure, SourceId};
+use tokio::sync::watch;
+
+use crate::model::{ErrorKind, ExactRequests, PollData, PollFailure, RetentionLimits, SourceId};
 
 pub use self::context::LagwatchContext as KafkaContext;
 pub use self::trace::PollTrace;
@@ -66,6 +75,14 @@ pub struct KafkaPoller {
     batch_describe: Backoff,
     last_trace: Option<PollTrace>,
     shard: Shard,
+    /// The retention of every topic described (None: the broker did not say).
+    retention: HashMap<Arc<str>, Option<RetentionLimits>>,
+    polls_since_configs: u32,
+    /// The engine's requests for exact time lags.
+    exact: Option<watch::Receiver<ExactRequests>>,
+    /// The consumer that reads single records, made on the first request.
+    fetcher: Option<Arc<timestamps::Fetcher>>,
+    timestamps: Arc<Mutex<timestamps::Cache>>,
 }
 
 impl std::fmt::Debug for KafkaPoller {
@@ -118,6 +135,62 @@ impl KafkaPoller {
             batch_describe: Backoff::default(),
             last_trace: None,
             shard: Shard::ALL,
+            retention: HashMap::new(),
+            polls_since_configs: 0,
+            exact: None,
+            fetcher: None,
+            timestamps: Arc::default(),
+        }
+    }
+
+    /// Read the timestamps of the oldest unconsumed messages the engine asks for.
+    pub fn with_exact_requests(mut self, rx: watch::Receiver<ExactRequests>) -> Self {
+        self.exact = Some(rx);
+        self
+    }
+
+    /// The record reader, made when first needed; None when it cannot be
+    /// (logged: the time lag then stays interpolated).
+    fn fetcher(&mut self) -> Option<Arc<timestamps::Fetcher>> {
+        if let Some(f) = &self.fetcher {
+            return Some(f.clone());
+        }
+        let mut cc = ClientConfig::new();
+        for (k, v) in &self.config.properties {
+            cc.set(k, v);
+        }
+        cc.set("bootstrap.servers", self.config.bootstrap_servers.join(","))
+            .set("client.id", format!("lagwatch-{}-timestamps", self.id))
+            // librdkafka's assign() needs a group id, but this consumer never
+            // joins the group (no subscribe) and never commits, so the broker
+            // never creates it and no group list shows it.
+            .set("group.id", "lagwatch-timestamps")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // An offset retention deleted meanwhile: the oldest one still there.
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "100")
+            // One batch per partition is plenty for one record.
+            .set("max.partition.fetch.bytes", "65536")
+            .set("queued.max.messages.kbytes", "1024")
+            .set(
+                "isolation.level",
+                self.config.isolation_level.as_librdkafka(),
+            );
+        let made: Result<timestamps::Fetcher, _> =
+            cc.create_with_context(LagwatchContext::new(self.id.clone()));
+        match made {
+            Ok(f) => {
+                let f = Arc::new(f);
+                self.fetcher = Some(f.clone());
+                Some(f)
+            }
+            Err(e) => {
+                let message = secret::redact(&e.to_string(), self.config.secret_values());
+                tracing::warn!(source = %self.id, error = %message, "cannot create the consumer that reads record timestamps; time lag stays interpolated");
+                None
+            }
         }
     }
 
@@ -205,15 +278,51 @@ impl KafkaPoller {
             describe,
             batch_describe: describe && self.batch_describe.due(),
             shard: self.shard,
+            configs_known: Arc::new(self.retention.keys().cloned().collect()),
+            configs_refresh: self.polls_since_configs >= topic_configs::CONFIG_REFRESH_POLLS,
+            exact: self
+                .exact
+                .as_ref()
+                .map(|rx| rx.borrow().clone())
+                .unwrap_or_default(),
+            fetcher: None,
+            timestamps: self.timestamps.clone(),
         }
+    }
+
+    /// Merges the topic configs a poll read, and gives every measured topic
+    /// whose retention is known its limits.
+    fn retention_of(
+        &mut self,
+        plan_refreshed: bool,
+        configs: HashMap<Arc<str>, Option<RetentionLimits>>,
+        data: &mut PollData,
+    ) {
+        if plan_refreshed {
+            self.polls_since_configs = 0;
+        } else {
+            self.polls_since_configs += 1;
+        }
+        self.retention.extend(configs);
+        let mut topics: Vec<&Arc<str>> = data.samples.iter().map(|s| &s.key.topic).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        data.retention = topics
+            .into_iter()
+            .filter_map(|t| Some((t.clone(), self.retention.get(t)?.clone()?)))
+            .collect();
     }
 }
 
 impl Poller for KafkaPoller {
     async fn poll(&mut self) -> Result<PollData, PollFailure> {
         let client = self.client()?;
-        let plan = self.plan();
+        let mut plan = self.plan();
+        if !plan.exact.is_empty() {
+            plan.fetcher = self.fetcher();
+        }
         let describe = plan.describe;
+        let refresh = plan.configs_refresh;
         let outcome = tokio::task::spawn_blocking(move || poll::run(&client, &plan))
             .await
             .map_err(|e| PollFailure {
@@ -226,7 +335,9 @@ impl Poller for KafkaPoller {
                 self.batch_describe.record(o.batch_describe_failed);
                 o.trace.log(&self.id);
                 self.last_trace = Some(o.trace);
-                Ok(o.data)
+                let mut data = o.data;
+                self.retention_of(refresh, o.configs, &mut data);
+                Ok(data)
             }
             Err(f) => Err(self.redact(f)),
         }

@@ -3,7 +3,8 @@
 //! offsets (step 3 before 5), so a consistent broker never shows committed above
 //! latest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::bindings::rd_kafka_IsolationLevel_t;
@@ -13,9 +14,12 @@ use rdkafka::error::RDKafkaErrorCode;
 use super::admin::{Admin, AdminError};
 use super::context::connectivity_kind;
 use super::trace::PollTrace;
-use super::{drain, lag, Client};
+use super::{drain, lag, timestamps, Client};
 use crate::config::{NameFilter, Shard};
-use crate::model::{ErrorKind, PollData, PollFailure, SourceId};
+use crate::model::{
+    ConsumerKey, ErrorKind, ExactRequests, Millis, PollData, PollFailure, RetentionLimits, Sample,
+    SourceId,
+};
 
 /// Everything the blocking part of a poll needs, owned.
 pub(super) struct Plan {
@@ -32,6 +36,14 @@ pub(super) struct Plan {
     /// Try the batched classic describe (step 4a) this poll.
     pub batch_describe: bool,
     pub shard: Shard,
+    /// Topics whose config was described recently (step 6 skips them).
+    pub configs_known: Arc<HashSet<Arc<str>>>,
+    /// Describe every measured topic's config again this poll.
+    pub configs_refresh: bool,
+    /// Keys whose oldest unconsumed message's timestamp to read (step 7).
+    pub exact: ExactRequests,
+    pub fetcher: Option<Arc<timestamps::Fetcher>>,
+    pub timestamps: Arc<Mutex<timestamps::Cache>>,
 }
 
 impl Plan {
@@ -55,6 +67,8 @@ pub(super) struct Outcome {
     pub describe_failed: bool,
     /// None: the batched classic describe was not tried this poll.
     pub batch_describe_failed: Option<bool>,
+    /// Topic retention described this poll (None: described, not known).
+    pub configs: HashMap<Arc<str>, Option<RetentionLimits>>,
 }
 
 /// Partial failures of one poll, counted by kind.
@@ -111,6 +125,72 @@ pub(super) struct Poll<'a> {
 }
 
 impl Poll<'_> {
+    /// Step 7: for the samples the engine asked about, reads the timestamp of
+    /// the oldest unconsumed message (once per partition and offset), and marks
+    /// every sample whose oldest unconsumed message's timestamp is known.
+    fn read_timestamps(&mut self, samples: &mut [Sample]) {
+        let Ok(mut cache) = self.plan.timestamps.lock() else {
+            return;
+        };
+        let allowed = cache.backoff.allows(Instant::now());
+        if let (Some(fetcher), false, true) =
+            (&self.plan.fetcher, self.plan.exact.is_empty(), allowed)
+        {
+            let lagging: HashMap<&ConsumerKey, &Sample> = samples
+                .iter()
+                .filter(|s| s.lag > 0)
+                .map(|s| (&s.key, s))
+                .collect();
+            // In the engine's order, the lagging ones not known yet, at most
+            // the budget.
+            let wanted: Vec<timestamps::At> = self
+                .plan
+                .exact
+                .keys
+                .iter()
+                .filter_map(|k| lagging.get(k))
+                .filter_map(|s| Some((s.key.topic.clone(), s.key.partition?, oldest(s)?)))
+                .filter(|at| cache.get(at).is_none())
+                .take(self.plan.exact.budget)
+                .collect();
+            if let Ok(timeout) = self.plan.step("Fetch") {
+                let started = Instant::now();
+                let fetched = timestamps::fetch(fetcher, &wanted, &mut cache, timeout);
+                self.trace.phase("fetch_timestamps", started, fetched.read);
+                match fetched.failure {
+                    Some(timestamps::Failure::Refused(why)) => {
+                        cache.backoff.failed(
+                            &self.plan.source,
+                            Instant::now(),
+                            &why,
+                            "Grant lagwatch READ on the topics",
+                        );
+                        count(&mut self.partial, ErrorKind::ReadTimestamps, 1);
+                    }
+                    Some(timestamps::Failure::Other(_)) => {
+                        count(&mut self.partial, ErrorKind::ReadTimestamps, 1);
+                    }
+                    None => {}
+                }
+            }
+        }
+        if cache.is_empty() {
+            return;
+        }
+        let mut live = HashSet::new();
+        for s in samples.iter_mut().filter(|s| s.lag > 0) {
+            let (Some(p), Some(o)) = (s.key.partition, oldest(s)) else {
+                continue;
+            };
+            let at = (s.key.topic.clone(), p, o);
+            if let Some(written) = cache.get(&at) {
+                s.oldest_written = Some((o, written));
+                live.insert(at);
+            }
+        }
+        cache.keep_only(&live);
+    }
+
     pub fn count(&mut self, kind: ErrorKind, n: u64) {
         count(&mut self.partial, kind, n);
     }
@@ -118,6 +198,13 @@ impl Poll<'_> {
     pub fn fail(&self, step: ErrorKind, what: &str, e: &AdminError) -> PollFailure {
         fail(self.client, step, what, e)
     }
+}
+
+/// The oldest unconsumed offset that still exists: the committed offset, or
+/// the earliest stored one when retention passed it.
+fn oldest(s: &Sample) -> Option<i64> {
+    let c = s.committed?;
+    Some(s.low.map_or(c, |l| c.max(l)))
 }
 
 /// One poll, blocking. Returns the data or why the cluster is unusable.
@@ -139,14 +226,20 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
     poll.trace.groups = listed.groups.len();
     let mut readings = poll.offset_fetch(&listed.groups, &topics)?;
     let described = poll.describe(&listed, &mut readings, &topics)?;
+    let read_started = Millis::now();
     let offsets = poll.list_offsets(&readings, &topics)?;
-    let assembled = lag::assemble(
+    // The latest offsets were read during that call: the poll's points are
+    // stamped with its middle, not with the poll's start.
+    let read_at = Millis((read_started.0 + Millis::now().0) / 2);
+    let configs = poll.topic_configs(&offsets.measured);
+    let mut assembled = lag::assemble(
         &plan.source,
         &readings,
         &topics,
         &offsets.latest,
         &offsets.earliest,
     );
+    poll.read_timestamps(&mut assembled.samples);
     poll.trace.samples = assembled.samples.len();
     client.context().clear_problem();
     Ok(Outcome {
@@ -156,9 +249,12 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
             partial_errors: poll.partial.into_iter().collect(),
             anomalies: assembled.anomalies,
             streams: Vec::new(),
+            retention: Vec::new(),
+            read_at: Some(read_at),
         },
         trace: poll.trace,
         describe_failed: described.failed,
         batch_describe_failed: described.batch_failed,
+        configs,
     })
 }
