@@ -283,6 +283,8 @@ fn main() {
         recommend,
         alerts: None,
         metrics: SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("metrics: {e}")),
+        gone_after: std::collections::HashMap::new(),
+        health: None,
     });
 
     // Feed POLLS polls of each source, 30 s apart in synthetic time, through
@@ -345,7 +347,7 @@ fn main() {
     let mut len = 0;
     for _ in 0..RENDERS {
         let t = Instant::now();
-        let text = export::render(&own, &snap.sources, &plan, snap.history_keys);
+        let text = export::render(&own, &snap.sources, &plan, snap.history_keys, snap.at);
         renders.push(t.elapsed());
         len = std::hint::black_box(text).len();
     }
@@ -384,6 +386,7 @@ fn main() {
         snapshots: snapshots.clone(),
         api_token: None,
         live_metrics: Vec::new(),
+        health: lagwatch::health::Health::new(std::time::Duration::from_secs(3600)),
     });
     runtime.spawn(lagwatch::http::serve(listener, app, std::future::pending()));
     let url = format!("http://{addr}/metrics");

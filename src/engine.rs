@@ -53,6 +53,9 @@ pub struct Engine {
     /// read the broker's timestamp of at its next poll, and for how many more
     /// polls each stays asked for (see `request_exact`).
     exact_requests: HashMap<SourceId, (watch::Sender<ExactRequests>, HashMap<ConsumerKey, u8>)>,
+    /// Per source: how long a clean poll must miss a group before it is gone.
+    gone_after: HashMap<SourceId, std::time::Duration>,
+    health: Option<Arc<crate::health::Health>>,
 }
 
 /// A key whose time lag needed reading exactly stays asked for this many polls,
@@ -84,6 +87,10 @@ pub struct EngineConfig {
     pub recommend: recommend::Resolver,
     pub alerts: Option<Alerts>,
     pub metrics: SelfMetrics,
+    /// Per source: `gone_after` (missing: 3 default poll intervals).
+    pub gone_after: HashMap<SourceId, std::time::Duration>,
+    /// Told of every snapshot published (None: nobody checks).
+    pub health: Option<Arc<crate::health::Health>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -120,9 +127,19 @@ impl Engine {
             scratch: VecDeque::new(),
             snapshot_tx,
             exact_requests: HashMap::new(),
+            gone_after: cfg.gone_after,
+            health: cfg.health,
         };
         engine.publish(Millis::now());
         (engine, rx)
+    }
+
+    /// `gone_after` of `source`, in ms.
+    fn gone_after_ms(&self, source: &SourceId) -> i64 {
+        let d = self.gone_after.get(source).copied().unwrap_or(
+            crate::config::DEFAULT_POLL_INTERVAL * crate::config::DEFAULT_GONE_AFTER_POLLS,
+        );
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
     }
 
     /// The channel the engine tells `source` which keys to read exactly on.
@@ -137,6 +154,7 @@ impl Engine {
     /// Applies batches until every sender is gone, publishing after each.
     pub async fn run(mut self, mut rx: mpsc::Receiver<PollBatch>) {
         while let Some(batch) = rx.recv().await {
+            crate::fault::before_batch();
             let at = batch.at;
             self.apply(batch);
             self.evaluate_alerts(at);
@@ -189,12 +207,24 @@ impl Engine {
             groups: infos,
             streams,
             retention,
+            partial_errors,
             ..
         } = data;
         let limits: HashMap<Arc<str>, RetentionLimits> = retention.into_iter().collect();
-        let partitions = self.analyse_partitions(source, system, at, samples, &limits);
-        self.request_exact(source, &partitions);
-        let mut groups = group_views(system, &partitions, infos);
+        let fresh = self.analyse_partitions(source, system, at, samples, &limits);
+        self.request_exact(source, &fresh);
+        // What this poll did not read is kept, stale, until a clean poll (one
+        // with no partial error that could have hidden it) has missed it for
+        // `gone_after`: a coordinator moving must not read as "vanished".
+        let absence = Absence {
+            at,
+            clean: partial_errors.is_empty(),
+            gone_after: self.gone_after_ms(source),
+        };
+        let previous = self.sources.get(source);
+        let partitions = carry_partitions(previous, fresh, absence);
+        let mut groups = group_views(system, &partitions, infos, at);
+        carry_groups(previous, &mut groups, absence);
         for g in groups.values_mut() {
             self.roll_up(g, &partitions, at);
         }
@@ -230,7 +260,7 @@ impl Engine {
             if analysis.skipped > 0 {
                 self.history.note_skip(&sample.key, at, analysis.skipped);
             }
-            partitions.push(PartitionView { sample, analysis });
+            partitions.push(PartitionView::fresh(sample, analysis, at));
         }
         for (reason, n) in restarts {
             tracing::info!(
@@ -335,12 +365,27 @@ impl Engine {
             return;
         };
         let mut observations = Vec::new();
+        let mut held = Vec::new();
         let mut polled = Vec::new();
-        for src in self.sources.values().filter(|s| s.up) {
-            polled.push(src.id.clone());
-            observations.extend(src.groups.iter().filter_map(observation));
+        for src in self.sources.values() {
+            if src.up {
+                polled.push(src.id.clone());
+            }
+            for g in src.groups.iter() {
+                // Stale (in part or whole): held, neither resolved nor
+                // re-opened on last-known values. Fresh without figures (no
+                // offsets left): as vanished.
+                if src.staleness(g, at).stale {
+                    held.push(g.key.clone());
+                } else if let Some(o) = observation(g) {
+                    observations.push(o);
+                }
+            }
         }
-        for n in alerts.evaluator.evaluate_polled(&observations, &polled, at) {
+        for n in alerts
+            .evaluator
+            .evaluate_polled(&observations, &held, &polled, at)
+        {
             if let Err(e) = alerts.tx.try_send(n) {
                 // The notifier has its own bounded queues; this only fills if it
                 // has stopped.
@@ -357,7 +402,7 @@ impl Engine {
             .iter()
             .filter_map(|id| self.sources.get(id).cloned())
             .collect();
-        let text = export::render(&self.metrics, &sources, &self.plan, self.history.len());
+        let text = export::render(&self.metrics, &sources, &self.plan, self.history.len(), at);
         let snapshot = Snapshot::new(
             at,
             sources,
@@ -367,6 +412,9 @@ impl Engine {
         );
         // send_replace: publishing must not fail just because no reader is left.
         self.snapshot_tx.send_replace(Arc::new(snapshot));
+        if let Some(h) = &self.health {
+            h.published(Millis::now());
+        }
     }
 }
 
@@ -391,7 +439,9 @@ fn succeeded(
     view.streams = Arc::new(streams);
 }
 
-/// A failed poll empties the source's views: nothing stale is shown as fresh.
+/// A failed poll keeps the source's views: they are now stale (read before
+/// its last poll, see [`SourceView::staleness`]), exported and served with
+/// their age, and their incidents are held, neither resolved nor re-opened.
 fn failed(view: &mut SourceView, at: Millis, failure: PollFailure) {
     if view.up || view.last_error.is_none() {
         tracing::warn!(
@@ -408,9 +458,94 @@ fn failed(view: &mut SourceView, at: Millis, failure: PollFailure) {
     view.last_poll = Some(at);
     view.up = false;
     view.last_error = Some(failure);
-    view.partitions = Arc::default();
-    view.groups = Arc::default();
-    view.streams = Arc::default();
+}
+
+/// How the absence of a key or group from one poll counts.
+#[derive(Clone, Copy, Debug)]
+struct Absence {
+    at: Millis,
+    /// The poll reported no partial error: what it missed, it did not hide.
+    clean: bool,
+    gone_after: i64,
+}
+
+impl Absence {
+    /// The first clean poll that missed it, and whether it is gone now.
+    fn judge(self, absent_since: Option<Millis>) -> (Option<Millis>, bool) {
+        let since = if self.clean {
+            absent_since.or(Some(self.at))
+        } else {
+            absent_since
+        };
+        let gone = self.clean && since.is_some_and(|s| self.at.0 - s.0 >= self.gone_after);
+        (since, gone)
+    }
+}
+
+/// This poll's partitions, plus the previous poll's that this one did not
+/// read and that are not gone yet (stale: their last values), sorted by key.
+fn carry_partitions(
+    previous: Option<&SourceView>,
+    mut fresh: Vec<PartitionView>,
+    absence: Absence,
+) -> Vec<PartitionView> {
+    let Some(previous) = previous else {
+        return fresh;
+    };
+    let seen: std::collections::HashSet<&ConsumerKey> =
+        fresh.iter().map(|p| &p.sample.key).collect();
+    let mut carried = Vec::new();
+    for p in previous.partitions.iter() {
+        if seen.contains(&p.sample.key) {
+            continue;
+        }
+        let (absent_since, gone) = absence.judge(p.absent_since);
+        if !gone {
+            let mut p = p.clone();
+            p.absent_since = absent_since;
+            carried.push(p);
+        }
+    }
+    if !carried.is_empty() {
+        fresh.extend(carried);
+        fresh.sort_by(|a, b| a.sample.key.cmp(&b.sample.key));
+    }
+    fresh
+}
+
+/// Gives the groups of this poll the broker info of their previous view when
+/// this poll had none (stale), and keeps the previous poll's groups without
+/// partitions (a JetStream consumer listed as missing) that this one missed,
+/// until they are gone.
+fn carry_groups(
+    previous: Option<&SourceView>,
+    groups: &mut BTreeMap<GroupKey, GroupView>,
+    absence: Absence,
+) {
+    let Some(previous) = previous else {
+        return;
+    };
+    for old in previous.groups.iter() {
+        match groups.get_mut(&old.key) {
+            Some(g) => {
+                if g.info.is_none() && old.info.is_some() {
+                    g.info.clone_from(&old.info);
+                    g.read_at = g.read_at.min(old.read_at);
+                }
+            }
+            // A group with partitions lives as long as they do (carried above).
+            None if !old.partitions.is_empty() => {}
+            None => {
+                let (absent_since, gone) = absence.judge(old.absent_since);
+                if !gone {
+                    let mut g = GroupView::empty(old.key.clone(), old.system, old.read_at);
+                    g.info.clone_from(&old.info);
+                    g.absent_since = absent_since;
+                    groups.insert(g.key.clone(), g);
+                }
+            }
+        }
+    }
 }
 
 /// The groups of one poll: every group with partitions, plus every group the
@@ -419,22 +554,27 @@ fn group_views(
     system: System,
     partitions: &[PartitionView],
     infos: Vec<GroupInfo>,
+    at: Millis,
 ) -> BTreeMap<GroupKey, GroupView> {
     let mut groups: BTreeMap<GroupKey, GroupView> = BTreeMap::new();
     for (i, p) in partitions.iter().enumerate() {
         let g = groups
             .entry(p.sample.key.group.clone())
-            .or_insert_with(|| GroupView::empty(p.sample.key.group.clone(), system));
+            .or_insert_with(|| GroupView::empty(p.sample.key.group.clone(), system, at));
         g.partitions.push(i);
         if g.topics.last() != Some(&p.sample.key.topic) {
             g.topics.push(p.sample.key.topic.clone());
+        }
+        if p.read_at < at {
+            g.stale_partitions += 1;
+            g.read_at = g.read_at.min(p.read_at);
         }
     }
     for info in infos {
         let key = info.key.clone();
         groups
             .entry(key.clone())
-            .or_insert_with(|| GroupView::empty(key, system))
+            .or_insert_with(|| GroupView::empty(key, system, at))
             .info = Some(info);
     }
     groups
@@ -497,4 +637,205 @@ fn observation(g: &GroupView) -> Option<Observation> {
         recommended_replicas: rec.and_then(|r| r.recommended),
         recommendation_reason: rec.map(|r| r.message.clone()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    //! What a partial or whole failure of a source does to its groups: kept,
+    //! stale, their incidents held; gone only after clean polls missed them.
+
+    use super::*;
+    use crate::model::{ErrorKind, Status};
+
+    const S: &str = "k";
+
+    fn key(group: &str, partition: i32) -> ConsumerKey {
+        ConsumerKey {
+            group: GroupKey {
+                source: SourceId::new(S),
+                scope: None,
+                group: Arc::from(group),
+            },
+            topic: Arc::from("orders"),
+            partition: Some(partition),
+        }
+    }
+
+    fn sample(group: &str, partition: i32, lag: i64) -> Sample {
+        Sample {
+            key: key(group, partition),
+            committed: Some(1_000),
+            head: 1_000 + lag,
+            low: Some(0),
+            lag: u64::try_from(lag).unwrap_or(0),
+            jetstream: None,
+            oldest_written: None,
+        }
+    }
+
+    /// An engine with one Kafka source `k` (gone_after 90 s) and a rule that
+    /// fires at once on lag > 100 and resolves once it is seen false for 1 s.
+    fn engine() -> (Engine, mpsc::Receiver<Notification>) {
+        let ids = vec![(SourceId::new(S), System::Kafka)];
+        let alerts = crate::config::section_for_tests(
+            "alerts",
+            "defaults:\n  for: 0s\n  resolve_after: 1s\nreceivers:\n  - name: log\n    log: {}\nrules:\n  - name: lagging\n    condition: lag_messages\n    threshold: 100\n    receivers: [log]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .alerts;
+        let (tx, rx) = mpsc::channel(64);
+        let (engine, _snapshots) = Engine::new(EngineConfig {
+            analysis: Settings::default(),
+            ring: 23,
+            plan: export::Plan::default(),
+            recommend: recommend::Resolver::uniform(recommend::Resolved::default()),
+            alerts: Some(Alerts {
+                evaluator: AlertEvaluator::new(alerts.rules),
+                tx,
+            }),
+            metrics: SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("{e}")),
+            gone_after: [(SourceId::new(S), std::time::Duration::from_secs(90))].into(),
+            health: None,
+            sources: ids,
+        });
+        (engine, rx)
+    }
+
+    fn poll(e: &mut Engine, t: i64, samples: Vec<Sample>, partial: bool) {
+        let at = Millis(1_800_000_000_000 + t * 1000);
+        e.apply(PollBatch {
+            source: SourceId::new(S),
+            system: System::Kafka,
+            at,
+            duration: std::time::Duration::ZERO,
+            result: Ok(PollData {
+                samples,
+                partial_errors: if partial {
+                    vec![(ErrorKind::OffsetFetch, 1)]
+                } else {
+                    Vec::new()
+                },
+                ..PollData::default()
+            }),
+        });
+        e.evaluate_alerts(at);
+    }
+
+    fn fail(e: &mut Engine, t: i64) {
+        let at = Millis(1_800_000_000_000 + t * 1000);
+        e.apply(PollBatch {
+            source: SourceId::new(S),
+            system: System::Kafka,
+            at,
+            duration: std::time::Duration::ZERO,
+            result: Err(PollFailure {
+                kind: ErrorKind::Connect,
+                message: "down".into(),
+            }),
+        });
+        e.evaluate_alerts(at);
+    }
+
+    /// (group, lag sum, partitions, staleness) of the source's groups.
+    fn groups(e: &Engine, t: i64) -> Vec<(String, u64, usize, crate::snapshot::Staleness)> {
+        let now = Millis(1_800_000_000_000 + t * 1000);
+        let src = &e.sources[&SourceId::new(S)];
+        src.groups
+            .iter()
+            .map(|g| {
+                (
+                    g.key.group.to_string(),
+                    g.analysis.map_or(0, |a| a.lag_sum),
+                    g.partitions.len(),
+                    src.staleness(g, now),
+                )
+            })
+            .collect()
+    }
+
+    fn kinds(rx: &mut mpsc::Receiver<Notification>) -> Vec<(String, crate::alert::EventKind)> {
+        let mut out = Vec::new();
+        while let Ok(n) = rx.try_recv() {
+            out.push((n.incident.group().group.to_string(), n.kind));
+        }
+        out
+    }
+
+    #[test]
+    fn a_group_one_poll_could_not_read_is_kept_stale_and_its_incident_held() {
+        use crate::alert::EventKind::*;
+        let (mut e, mut rx) = engine();
+        // t=0: g lags 150 + 50 on two partitions (fires), h lags 5.
+        poll(
+            &mut e,
+            0,
+            vec![sample("g", 0, 150), sample("g", 1, 50), sample("h", 0, 5)],
+            false,
+        );
+        assert_eq!(kinds(&mut rx), vec![("g".into(), Fired)]);
+        // t=30: OffsetFetch failed for g's partition 1 and for h (a coordinator
+        // moved): both kept with their last values, marked stale; g's sum is
+        // partial, not smaller; no resolve, no new incident.
+        poll(&mut e, 30, vec![sample("g", 0, 160)], true);
+        let got = groups(&e, 30);
+        assert_eq!(got[0].0, "g");
+        assert_eq!((got[0].1, got[0].2), (210, 2), "{got:?}");
+        assert!(got[0].3.stale && got[0].3.partial(2), "{got:?}");
+        assert_eq!(got[0].3.seconds, 30.0);
+        assert_eq!(got[1].0, "h");
+        assert!(got[1].3.stale && got[1].3.partitions == 1, "{got:?}");
+        assert_eq!(kinds(&mut rx), vec![]);
+        // t=60..120: clean polls without h: kept until 90 s after the first
+        // clean poll that missed it, then gone.
+        for t in [60, 90, 120] {
+            poll(
+                &mut e,
+                t,
+                vec![sample("g", 0, 160), sample("g", 1, 50)],
+                false,
+            );
+            assert_eq!(groups(&e, t).len(), 2, "t={t}");
+        }
+        poll(
+            &mut e,
+            150,
+            vec![sample("g", 0, 160), sample("g", 1, 50)],
+            false,
+        );
+        let got = groups(&e, 150);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(!got[0].3.stale, "g is read whole again: {got:?}");
+        // g's incident is the same one all along: no new Fired.
+        assert_eq!(kinds(&mut rx), vec![]);
+    }
+
+    #[test]
+    fn a_source_that_is_down_keeps_its_groups_stale_and_resolves_nothing() {
+        use crate::alert::EventKind::*;
+        let (mut e, mut rx) = engine();
+        poll(&mut e, 0, vec![sample("g", 0, 150)], false);
+        assert_eq!(kinds(&mut rx), vec![("g".into(), Fired)]);
+        for t in [30, 60, 600] {
+            fail(&mut e, t);
+            let got = groups(&e, t);
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].1, 150, "last known lag kept");
+            assert!(got[0].3.stale && got[0].3.partitions == 1);
+            assert_eq!(got[0].3.seconds, t as f64);
+        }
+        assert_eq!(kinds(&mut rx), vec![]);
+        // Back, and the condition seen false (twice, 1 s apart at least):
+        // only now does it resolve.
+        poll(&mut e, 630, vec![sample("g", 0, 10)], false);
+        poll(&mut e, 660, vec![sample("g", 0, 10)], false);
+        assert_eq!(kinds(&mut rx), vec![("g".into(), Resolved)]);
+        let got = groups(&e, 660);
+        assert!(!got[0].3.stale);
+        assert_eq!(
+            e.sources[&SourceId::new(S)].groups[0]
+                .analysis
+                .map(|a| a.status),
+            Some(Status::Ok)
+        );
+    }
 }

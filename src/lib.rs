@@ -28,6 +28,8 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod export;
+pub mod fault;
+pub mod health;
 pub mod history;
 pub mod http;
 pub mod memory;
@@ -77,6 +79,7 @@ pub struct Daemon {
     notifier: Option<(Notifier, mpsc::Receiver<Notification>)>,
     /// Per source, in config order: the engine's requests for exact time lags.
     exact: Vec<watch::Receiver<model::ExactRequests>>,
+    health: Arc<health::Health>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -101,13 +104,28 @@ impl Daemon {
             let evaluator = alert::AlertEvaluator::new(settings.alerts.rules.clone());
             (Some(engine::Alerts { evaluator, tx }), Some((notifier, rx)))
         };
+        // Every poll, failed or not, ends within its deadline and publishes a
+        // snapshot: three of the longest deadline without one is a hung engine.
+        let longest = settings
+            .sources
+            .iter()
+            .map(|s| source::poll_deadline(s.timing))
+            .max()
+            .unwrap_or(std::time::Duration::from_secs(60));
+        let health = health::Health::new((longest * 3).max(std::time::Duration::from_secs(30)));
         let (mut engine, snapshots) = engine::Engine::new(engine::EngineConfig {
+            health: Some(health.clone()),
             ring: settings.analysis.capacity_for(settings.min_poll_interval()),
             analysis: settings.analysis.clone(),
             plan: export::Plan::new(&settings),
             recommend: settings.recommend.clone(),
             alerts,
             metrics: export::SelfMetrics::new(&ids).map_err(Error::Metrics)?,
+            gone_after: settings
+                .sources
+                .iter()
+                .map(|s| (s.id.clone(), s.timing.gone_after))
+                .collect(),
             sources: ids,
         });
         let exact = settings
@@ -122,6 +140,7 @@ impl Daemon {
             snapshots,
             notifier,
             exact,
+            health,
         })
     }
 
@@ -140,25 +159,48 @@ impl Daemon {
             snapshots,
             notifier,
             exact,
+            health,
         } = self;
         let local = listener.local_addr().map_err(Error::Http)?;
         let stop_notifier = CancellationToken::new();
-        let live_metrics = notifier.iter().map(|(n, _)| n.registry()).collect();
-        let notifier_task = notifier.map(|(n, rx)| tokio::spawn(n.run(rx, stop_notifier.clone())));
+        let mut live_metrics: Vec<_> = notifier.iter().map(|(n, _)| n.registry()).collect();
+        live_metrics.push(health.registry());
+        let notifier_task = notifier.map(|(n, rx)| {
+            let alive = health.task("notifier");
+            let stop = stop_notifier.clone();
+            tokio::spawn(async move {
+                let _alive = alive;
+                n.run(rx, stop).await;
+            })
+        });
         let (tx, rx) = mpsc::channel(BATCH_QUEUE);
         let stop_sources = CancellationToken::new();
         let mut sources = tokio::task::JoinSet::new();
         for (s, exact) in settings.sources.iter().zip(exact) {
             let cancel = stop_sources.child_token();
-            sources.spawn(source::spawn(&settings, s, exact, tx.clone(), cancel));
+            sources.spawn(source::spawn(
+                &settings,
+                s,
+                exact,
+                tx.clone(),
+                cancel,
+                health.clone(),
+            ));
         }
         drop(tx);
-        let engine_task = tokio::spawn(engine.run(rx));
+        let engine_task = {
+            let alive = health.task("engine");
+            tokio::spawn(async move {
+                let _alive = alive;
+                engine.run(rx).await;
+            })
+        };
         let stop_http = CancellationToken::new();
         let app = http::router(http::AppState {
             snapshots,
             api_token: settings.http.api_token.as_deref().map(Arc::from),
             live_metrics,
+            health: health.clone(),
         });
         let mut http_task = serve(listener, app, stop_http.clone());
         tracing::info!("listening on http://{local}");

@@ -33,7 +33,7 @@ const CASES: &[(&str, &[&str])] = &[
     ),
     (
         "06-zero-duration.yaml",
-        &["line 5: sources[0].kafka.poll_interval: must be at least 1s (got 0s)"],
+        &["line 5: sources[0].kafka.poll_interval: must be between 1s and 1h (got 0s)"],
     ),
     (
         "07-negative-duration.yaml",

@@ -377,9 +377,22 @@ async fn the_daemon_exports_jetstream_lag_and_survives_a_server_restart() {
     // Down within one poll (1 s interval) of the server going away.
     nats.stop();
     daemon.wait_metric(UP, "0", Duration::from_secs(3));
+    // The last known lag stays, marked stale (a vanished series would resolve
+    // the alerts on it).
+    let body = daemon.metrics();
+    assert_eq!(
+        common::metric_value(&body, BILLING_LAG).as_deref(),
+        Some("17"),
+        "{body}"
+    );
     assert!(
-        common::metric_value(&daemon.metrics(), BILLING_LAG).is_none(),
-        "no stale lag is exported while the source is down"
+        common::metric_value(
+            &body,
+            r#"lagwatch_group_stale_seconds{source="nats",system="jetstream",group="billing",topic="ORDERS"}"#
+        )
+        .and_then(|v| v.parse::<f64>().ok())
+        .is_some_and(|v| v > 0.0),
+        "the kept lag is marked stale:\n{body}"
     );
     assert_eq!(daemon.get("/healthz").0, 200);
     nats.restart();

@@ -420,9 +420,20 @@ sources:
         connects.as_deref().is_some_and(|v| v != "0"),
         "a killed broker is a connect failure:\n{body}"
     );
+    // The last known lag stays (a vanished series would resolve the alerts on
+    // it), marked stale with its age: never presented as fresh.
+    assert_eq!(
+        common::metric_value(&body, &lag).as_deref(),
+        Some("5"),
+        "the last known lag is kept while the cluster is down:\n{body}"
+    );
+    let stale =
+        format!(r#"lagwatch_group_stale_seconds{{source="tansu",system="kafka",group="{group}"}}"#);
     assert!(
-        !body.contains(&lag),
-        "no stale lag while the cluster is down:\n{body}"
+        common::metric_value(&body, &stale)
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|v| v > 0.0),
+        "the kept lag is marked stale:\n{body}"
     );
 
     // Back within one poll after the broker returns (memory storage: fresh data).

@@ -81,21 +81,24 @@ impl AlertEvaluator {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        self.evaluate_polled(observations, &polled, now)
+        self.evaluate_polled(observations, &[], &polled, now)
     }
 
     /// Evaluates one round. `polled` lists the sources whose poll succeeded: a group
-    /// of such a source missing from `observations` has vanished and its incidents
-    /// resolve. A source not in `polled` (down, not polled this round) leaves its
-    /// incidents as they are: an outage of lagwatch's view is not a recovery.
+    /// of such a source missing from `observations` and `held` has vanished and
+    /// its incidents resolve. `held` are groups that exist but could not be read
+    /// this round (stale): their incidents and pending timers are left as they
+    /// are, as are those of a source not in `polled` (down): an outage of
+    /// lagwatch's view is not a recovery, and not a new incident either.
     pub fn evaluate_polled(
         &mut self,
         observations: &[Observation],
+        held: &[GroupKey],
         polled: &[SourceId],
         now: Millis,
     ) -> Vec<Notification> {
         let mut out = Vec::new();
-        let mut seen: HashSet<&GroupKey> = HashSet::new();
+        let mut seen: HashSet<&GroupKey> = held.iter().collect();
         for o in observations {
             seen.insert(&o.group);
             for (ri, rule) in self.rules.iter().enumerate() {

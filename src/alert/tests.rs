@@ -369,7 +369,7 @@ fn an_explicit_polled_list_resolves_the_last_consumer_of_a_source() {
     let mut ev = AlertEvaluator::new(cfg.rules);
     ev.evaluate(&[obs("g", 500)], Millis(0));
     assert!(ev.evaluate(&[], Millis(1000)).is_empty());
-    let n = ev.evaluate_polled(&[], &[SourceId::new("prod")], Millis(2000));
+    let n = ev.evaluate_polled(&[], &[], &[SourceId::new("prod")], Millis(2000));
     assert_eq!(n.len(), 1);
     assert_eq!(n[0].resolution, Some(Resolution::ConsumerVanished));
 }

@@ -10,6 +10,10 @@ use serde::{Deserialize, Deserializer};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Seconds(Duration);
 
+/// No duration setting means anything beyond a year; past it, arithmetic on
+/// clocks (`Instant + Duration`, milliseconds in an i64) would overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 impl Seconds {
     pub const fn from_secs(s: u64) -> Self {
         Self(Duration::from_secs(s))
@@ -42,11 +46,18 @@ impl<'de> Deserialize<'de> for Seconds {
                     let _ = rest;
                     return Err(E::custom(format!("`{s}`: a duration cannot be negative")));
                 }
-                humantime::parse_duration(t).map(Seconds).map_err(|e| {
+                let d = humantime::parse_duration(t).map_err(|e| {
                     E::custom(format!(
                         "`{s}` is not a duration ({e}); write it like `30s`, `5m` or `250ms`"
                     ))
-                })
+                })?;
+                if d > MAX_DURATION {
+                    return Err(E::custom(format!(
+                        "`{s}` is longer than any lagwatch setting can use (at most {})",
+                        humantime::format_duration(MAX_DURATION)
+                    )));
+                }
+                Ok(Seconds(d))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seconds, E> {
                 Err(E::custom(format!(

@@ -28,7 +28,7 @@ pub use filter::{NameFilter, Shard};
 pub use settings::{
     EphemeralPolicy, Granularity, HttpSettings, IsolationLevel, JetstreamSettings, KafkaSettings,
     LogFormat, LogSettings, NatsAuth, NatsTls, Settings, SourceKind, SourceSettings, Timing,
-    DEFAULT_LISTEN,
+    DEFAULT_GONE_AFTER_POLLS, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL,
 };
 /// One thing wrong with a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -33,6 +33,9 @@ pub(crate) struct Config {
     /// Default time one broker request may take.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Seconds,
+    /// A group or partition missing from this long of clean polls of its
+    /// source is gone; until then it is kept, stale. Default: 3 poll intervals.
+    pub gone_after: Option<Seconds>,
     /// Time allowed for a graceful shutdown before the process exits anyway.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Seconds,
@@ -51,8 +54,7 @@ pub(crate) struct Config {
 }
 
 fn default_poll_interval() -> Seconds {
-    // kafka-lag-exporter polls every 30 s; Burrow every 30-60 s. Lag moves slower.
-    Seconds::from_secs(30)
+    Seconds::from_duration(crate::config::DEFAULT_POLL_INTERVAL)
 }
 fn default_request_timeout() -> Seconds {
     Seconds::from_secs(10)
@@ -191,6 +193,7 @@ pub(crate) struct Kafka {
     pub bootstrap_servers: Vec<String>,
     pub poll_interval: Option<Seconds>,
     pub request_timeout: Option<Seconds>,
+    pub gone_after: Option<Seconds>,
     #[serde(default)]
     pub isolation_level: IsolationLevel,
     #[serde(default)]
@@ -210,6 +213,7 @@ pub(crate) struct Jetstream {
     pub servers: Vec<String>,
     pub poll_interval: Option<Seconds>,
     pub request_timeout: Option<Seconds>,
+    pub gone_after: Option<Seconds>,
     pub domain: Option<String>,
     pub api_prefix: Option<String>,
     #[serde(default)]

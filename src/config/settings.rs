@@ -96,7 +96,17 @@ pub enum Granularity {
 pub struct Timing {
     pub poll_interval: Duration,
     pub request_timeout: Duration,
+    /// A group or partition missing from this long of clean polls (no partial
+    /// error that could have hidden it) is gone; until then its last values are
+    /// kept, marked stale.
+    pub gone_after: Duration,
 }
+
+/// kafka-lag-exporter polls every 30 s; Burrow every 30-60 s. Lag moves slower.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// `gone_after` when not set: this many poll intervals.
+pub const DEFAULT_GONE_AFTER_POLLS: u32 = 3;
 
 /// One monitored cluster or connection.
 #[derive(Clone, Debug)]

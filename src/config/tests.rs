@@ -86,12 +86,13 @@ fn every_problem_is_reported_at_once_with_its_path_and_line() {
     );
     assert!(
         p.iter()
-            .any(|m| m == "line 1: poll_interval: must be at least 1s (got 500ms)"),
+            .any(|m| m == "line 1: poll_interval: must be between 1s and 1h (got 500ms)"),
         "{p:?}"
     );
     assert!(
         p.iter()
-            .any(|m| m == "line 6: sources[0].kafka.poll_interval: must be at least 1s (got 0s)"),
+            .any(|m| m
+                == "line 6: sources[0].kafka.poll_interval: must be between 1s and 1h (got 0s)"),
         "{p:?}"
     );
     assert!(
@@ -187,7 +188,7 @@ fn an_unknown_key_does_not_hide_the_other_problems_of_the_file() {
     let want = [
         "line 6: sources[0].kafka.bootstrap_server: unknown field `bootstrap_server`",
         "line 2: http.listen: `nope` is not an IP:port address",
-        "line 7: sources[0].kafka.poll_interval: must be at least 1s (got 0s)",
+        "line 7: sources[0].kafka.poll_interval: must be between 1s and 1h (got 0s)",
         "line 5: sources[0].kafka.bootstrap_servers: at least one host:port is required",
     ];
     for w in want {
@@ -468,4 +469,23 @@ fn a_poll_interval_too_long_for_the_window_is_refused_with_one_that_works() {
         "{p:?}"
     );
     assert!(p[0].contains("poll at most every 5m"), "{p:?}");
+}
+
+#[test]
+fn absurd_durations_are_refused_before_any_clock_arithmetic() {
+    // request_timeout: 500000000000y used to panic in `Instant + Duration`.
+    let p = problems(
+        "request_timeout: 500000000000y\nshutdown_timeout: 2y\nsources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n      request_timeout: 1h\n      gone_after: 1s\n      poll_interval: 2s\n",
+    );
+    for want in [
+        "line 1: request_timeout: `500000000000y` is longer than any lagwatch setting can use",
+        "line 2: shutdown_timeout: `2y` is longer than any lagwatch setting can use",
+        "line 7: sources[0].kafka.request_timeout: must be between 100ms and 5m (got 1h)",
+        "line 8: sources[0].kafka.gone_after: must be at least the poll interval 2s (got 1s)",
+    ] {
+        assert!(
+            p.iter().any(|m| m.starts_with(want)),
+            "missing `{want}` in {p:#?}"
+        );
+    }
 }

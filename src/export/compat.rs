@@ -14,12 +14,13 @@ pub(super) fn render(w: &mut Writer, sources: &[SourceView]) {
     offsets(w, sources);
 }
 
-/// The Kafka sources that are up, with their index into the series budget.
+/// The Kafka sources, with their index into the series budget (a source that
+/// is down keeps its last values, as the native series do).
 fn kafka(sources: &[SourceView]) -> impl Iterator<Item = (usize, &SourceView)> {
     sources
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.up && s.system == System::Kafka)
+        .filter(|(_, s)| s.system == System::Kafka)
 }
 
 fn per_partition(w: &mut Writer, sources: &[SourceView]) {

@@ -14,7 +14,7 @@ pub use self_metrics::{encode_registry, SelfMetrics};
 
 use crate::analysis::{self, GroupAnalysis, TimeLagQuality};
 use crate::config::{Granularity, Settings};
-use crate::model::{JetstreamParts, SourceId, Status, StreamState, System};
+use crate::model::{JetstreamParts, Millis, SourceId, Status, StreamState, System};
 use crate::snapshot::{GroupView, PartitionView, SourceView};
 
 /// How much detail each source exports, and the optional compatibility names.
@@ -60,6 +60,7 @@ pub fn render(
     sources: &[SourceView],
     plan: &Plan,
     history_keys: usize,
+    at: Millis,
 ) -> String {
     let mut w = Writer {
         out: String::with_capacity(64 * 1024),
@@ -84,7 +85,7 @@ pub fn render(
                 .map_or(Granularity::default(), |p| p.granularity)
         })
         .collect();
-    render_groups(&mut w, sources);
+    render_groups(&mut w, sources, at);
     render_topics(&mut w, sources, &granularity);
     render_partitions(&mut w, sources, &granularity);
     render_jetstream(&mut w, sources);
@@ -158,12 +159,14 @@ const GROUP_FAMILIES: &[(&str, &str, GroupValue)] = &[
     ("lagwatch_group_members", "Active members of the group as the broker reports them (JetStream push consumers: 1 if bound); absent when unknown.", |g, _| g.info.as_ref().and_then(|i| i.members).map(f64::from)),
 ];
 
-/// Every group of every source that is up, with the source's budget index.
-fn up_groups(sources: &[SourceView]) -> impl Iterator<Item = (usize, &SourceView, &GroupView)> {
+/// Every group of every source, with the source's budget index. A source that
+/// is down keeps its groups with their last values, marked stale
+/// (`lagwatch_group_stale_seconds`): a series that vanishes would resolve the
+/// alerts on it, a false all-clear.
+fn all_groups(sources: &[SourceView]) -> impl Iterator<Item = (usize, &SourceView, &GroupView)> {
     sources
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.up)
         .flat_map(|(i, s)| s.groups.iter().map(move |g| (i, s, g)))
 }
 
@@ -186,10 +189,11 @@ fn state_set<'v>(
     }
 }
 
-fn render_groups(w: &mut Writer, sources: &[SourceView]) {
+fn render_groups(w: &mut Writer, sources: &[SourceView], at: Millis) {
+    render_staleness(w, sources, at);
     for (name, help, value) in GROUP_FAMILIES {
         w.family(name, help, "gauge");
-        for (i, src, g) in up_groups(sources) {
+        for (i, src, g) in all_groups(sources) {
             if let Some(v) = g.analysis.as_ref().and_then(|a| value(g, a)) {
                 w.series(i, name, &group_labels(src, g), v);
             }
@@ -198,7 +202,7 @@ fn render_groups(w: &mut Writer, sources: &[SourceView]) {
     render_group_state_sets(w, sources);
     render_group_replicas(w, sources);
     w.family("lagwatch_group_skipped_messages_total", "Messages the group's committed offsets jumped past faster than it was ever seen to consume (ten times its fastest rate, at least 1,000): an offset reset forward or a purge, suspected. Since lagwatch started.", "counter");
-    for (i, src, g) in up_groups(sources) {
+    for (i, src, g) in all_groups(sources) {
         if g.analysis.is_some() {
             w.series(
                 i,
@@ -209,7 +213,7 @@ fn render_groups(w: &mut Writer, sources: &[SourceView]) {
         }
     }
     w.family("lagwatch_group_info", "Always 1; `state` is the broker's group state (Stable, Empty, ...; JetStream: active, missing, offline).", "gauge");
-    for (i, src, g) in up_groups(sources) {
+    for (i, src, g) in all_groups(sources) {
         let state = g
             .info
             .as_ref()
@@ -225,11 +229,27 @@ fn render_groups(w: &mut Writer, sources: &[SourceView]) {
     }
 }
 
+/// How old each group's figures are: 0 when this poll read them all.
+fn render_staleness(w: &mut Writer, sources: &[SourceView], at: Millis) {
+    const AGE: &str = "lagwatch_group_stale_seconds";
+    const PARTS: &str = "lagwatch_group_stale_partitions";
+    w.family(AGE, "Age of the oldest figure of the group: 0 when its source's last poll read all of it; above 0 when the source is down or could not read some of its partitions, whose last known values are shown. Alert when it exceeds a few poll intervals.", "gauge");
+    for (i, src, g) in all_groups(sources) {
+        let st = src.staleness(g, at);
+        w.series(i, AGE, &group_labels(src, g), st.seconds);
+    }
+    w.family(PARTS, "Partitions of the group whose figures are the last known ones, not the last poll's: when above 0 and below lagwatch_group_partitions, the group's sums mix fresh and stale values (partial).", "gauge");
+    for (i, src, g) in all_groups(sources) {
+        let st = src.staleness(g, at);
+        w.series(i, PARTS, &group_labels(src, g), st.partitions as f64);
+    }
+}
+
 /// The time lag's quality and the status, one series per possible value.
 fn render_group_state_sets(w: &mut Writer, sources: &[SourceView]) {
     const QUALITY: &str = "lagwatch_group_lag_seconds_quality";
-    w.family(QUALITY, "How lagwatch_group_lag_seconds was obtained: exact (caught up), interpolated (between two samples), extrapolated (older than the history, from the produce rate) or unknown; 1 for the current one.", "gauge");
-    for (i, src, g) in up_groups(sources) {
+    w.family(QUALITY, "How lagwatch_group_lag_seconds was obtained: exact (the broker's timestamp of the message, or caught up), interpolated (between two polls; error at most a poll interval), extrapolated (older than the history, at the current rate: a guess) or unknown; 1 for the current one.", "gauge");
+    for (i, src, g) in all_groups(sources) {
         if let Some(a) = &g.analysis {
             let current = a.time_lag_max.quality();
             let all = [
@@ -244,7 +264,7 @@ fn render_group_state_sets(w: &mut Writer, sources: &[SourceView]) {
     }
     const STATUS: &str = "lagwatch_group_status";
     w.family(STATUS, "Group health after Burrow's rules (worst partition): 1 for the current status, 0 for the others.", "gauge");
-    for (i, src, g) in up_groups(sources) {
+    for (i, src, g) in all_groups(sources) {
         if let Some(a) = &g.analysis {
             let values = Status::ALL.map(|st| (st.as_str(), st == a.status));
             state_set(w, (i, src, g), STATUS, "status", values);
@@ -255,7 +275,7 @@ fn render_group_state_sets(w: &mut Writer, sources: &[SourceView]) {
 /// Replicas running and recommended.
 fn render_group_replicas(w: &mut Writer, sources: &[SourceView]) {
     w.family("lagwatch_group_replicas_current", "Consumers the group runs now, where known (Kafka: active members; JetStream: bound push subscriber or configured).", "gauge");
-    for (i, src, g) in up_groups(sources) {
+    for (i, src, g) in all_groups(sources) {
         if let Some(c) = g.recommendation.as_ref().and_then(|r| r.current) {
             w.series(
                 i,
@@ -266,7 +286,7 @@ fn render_group_replicas(w: &mut Writer, sources: &[SourceView]) {
         }
     }
     w.family("lagwatch_group_replicas_recommended", "Consumers lagwatch recommends for the group, and why (reason); absent while there is not enough data.", "gauge");
-    for (i, src, g) in up_groups(sources) {
+    for (i, src, g) in all_groups(sources) {
         let Some(r) = &g.recommendation else { continue };
         if let Some(n) = r.recommended {
             let [l0, l1, l2, l3] = group_labels(src, g);
@@ -305,7 +325,7 @@ fn render_topics(w: &mut Writer, sources: &[SourceView], granularity: &[Granular
     for (name, help, value) in families {
         w.family(name, help, "gauge");
         for (i, src) in sources.iter().enumerate() {
-            if !src.up || src.system != System::Kafka || granularity[i] == Granularity::Group {
+            if src.system != System::Kafka || granularity[i] == Granularity::Group {
                 continue;
             }
             for g in src.groups.iter() {
@@ -342,7 +362,7 @@ fn render_partitions(w: &mut Writer, sources: &[SourceView], granularity: &[Gran
     for (name, help, value) in PARTITION_FAMILIES {
         w.family(name, help, "gauge");
         for (i, src) in sources.iter().enumerate() {
-            if !src.up || src.system != System::Kafka || granularity[i] != Granularity::Partition {
+            if src.system != System::Kafka || granularity[i] != Granularity::Partition {
                 continue;
             }
             for p in src.partitions.iter() {
@@ -418,7 +438,7 @@ const STREAM_FAMILIES: &[(&str, &str, StreamValue)] = &[
 fn render_jetstream(w: &mut Writer, sources: &[SourceView]) {
     for (name, help, value) in JETSTREAM_FAMILIES {
         w.family(name, help, "gauge");
-        for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
+        for (i, src) in sources.iter().enumerate() {
             for p in src.partitions.iter() {
                 let Some(v) = p.sample.jetstream.as_deref().and_then(value) else {
                     continue;
@@ -435,7 +455,7 @@ fn render_jetstream(w: &mut Writer, sources: &[SourceView]) {
     }
     for (name, help, value) in STREAM_FAMILIES {
         w.family(name, help, "gauge");
-        for (i, src) in sources.iter().enumerate().filter(|(_, s)| s.up) {
+        for (i, src) in sources.iter().enumerate() {
             for st in src.streams.iter() {
                 let labels = [
                     ("source", src.id.as_str()),

@@ -10,7 +10,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use crate::alert::Incident;
 use crate::analysis::{Analysis, GroupAnalysis};
 use crate::model::{Millis, Status};
 use crate::snapshot::{GroupView, PartitionView, Snapshot, SourceView};
@@ -134,9 +133,19 @@ impl LossJson {
 #[derive(Serialize)]
 struct GroupJson {
     source: String,
-    /// When this group's figures were read: its source's last poll (the
-    /// answer's `at` is the newest poll of any source).
+    /// When this group's figures were read: its source's last poll, or, when
+    /// stale, when its oldest figure was (the answer's `at` is the newest
+    /// poll of any source).
     polled_at: Option<String>,
+    /// Some figures could not be read at the source's last poll (the source is
+    /// down, or some partitions failed): they are the last known ones.
+    stale: bool,
+    /// Age of the oldest figure; 0 when fresh.
+    stale_seconds: f64,
+    /// Partitions whose figures are the last known ones.
+    stale_partitions: usize,
+    /// Some partitions stale, some fresh: sums mix them.
+    partial: bool,
     system: &'static str,
     group: String,
     /// JetStream: the stream of the consumer.
@@ -194,11 +203,17 @@ struct IncidentJson {
     since: String,
 }
 
-fn group_json(src: &SourceView, g: &GroupView, incidents: &[Incident]) -> GroupJson {
+fn group_json(src: &SourceView, g: &GroupView, snap: &Snapshot) -> GroupJson {
     let a: Option<&GroupAnalysis> = g.analysis.as_ref();
+    let incidents = &snap.incidents;
+    let staleness = src.staleness(g, snap.at);
     GroupJson {
         source: src.id.to_string(),
-        polled_at: src.last_success.map(rfc3339),
+        polled_at: Some(rfc3339(g.read_at)),
+        stale: staleness.stale,
+        stale_seconds: staleness.seconds,
+        stale_partitions: staleness.partitions,
+        partial: staleness.partial(g.partitions.len()),
         system: src.system.as_str(),
         group: g.key.group.to_string(),
         stream: g.key.scope.as_ref().map(|s| s.to_string()),
@@ -301,7 +316,7 @@ pub async fn groups(
     let list: Vec<GroupJson> = rows
         .into_iter()
         .take(q.limit.unwrap_or(usize::MAX))
-        .map(|(s, g)| group_json(s, g, &snap.incidents))
+        .map(|(s, g)| group_json(s, g, &snap))
         .collect();
     Ok(Json(serde_json::json!({ "at": rfc3339(snap.at), "groups": list })).into_response())
 }
@@ -389,6 +404,10 @@ impl<'q> Selection<'q> {
 
 #[derive(Serialize)]
 struct PartitionJson {
+    /// When these figures were read.
+    read_at: String,
+    /// Not read at the source's last poll: the last known values.
+    stale: bool,
     topic: String,
     partition: Option<i32>,
     committed: Option<i64>,
@@ -409,9 +428,11 @@ struct PartitionJson {
     jetstream: Option<serde_json::Value>,
 }
 
-fn partition_json(p: &PartitionView) -> PartitionJson {
+fn partition_json(src: &SourceView, p: &PartitionView) -> PartitionJson {
     let a: &Analysis = &p.analysis;
     PartitionJson {
+        read_at: rfc3339(p.read_at),
+        stale: src.last_poll.is_some_and(|l| p.read_at < l),
         topic: p.sample.key.topic.to_string(),
         partition: p.sample.key.partition,
         committed: p.sample.committed,
@@ -477,10 +498,10 @@ pub fn find_group<'a>(
     match matches.as_slice() {
         [] => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            if src.up {
+            if src.polled {
                 format!("source `{source}` has no group `{group}`")
             } else {
-                format!("source `{source}` is down; no group data until it is polled again")
+                format!("source `{source}` has not been polled yet")
             },
         )),
         [g] => Ok((src, g)),
@@ -514,11 +535,11 @@ pub async fn group(
     let partitions: Vec<PartitionJson> = g
         .partitions
         .iter()
-        .map(|i| partition_json(&src.partitions[*i]))
+        .map(|i| partition_json(src, &src.partitions[*i]))
         .collect();
     Ok(Json(serde_json::json!({
         "at": rfc3339(snap.at),
-        "group": group_json(src, g, &snap.incidents),
+        "group": group_json(src, g, &snap),
         "partitions": partitions,
     }))
     .into_response())

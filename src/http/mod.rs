@@ -30,6 +30,8 @@ pub struct AppState {
     /// Metrics of other owners (the notifier), gathered at each scrape and
     /// appended to the snapshot's pre-rendered body.
     pub live_metrics: Vec<Registry>,
+    /// The process's liveness (see [`crate::health`]).
+    pub health: Arc<crate::health::Health>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -179,11 +181,32 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// 200 while the engine and the notifier run and snapshots keep coming; 503
+/// with the reason otherwise, so that Kubernetes restarts a process that can
+/// no longer do its job instead of letting it serve frozen data.
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.health.check(crate::model::Millis::now()) {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => {
+            tracing::error!(reason = %why, "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("unhealthy: {why}\n"),
+            )
+                .into_response()
+        }
+    }
 }
 
+/// Ready once every source has finished its first poll, and while healthy.
 async fn readyz(State(state): State<AppState>) -> Response {
+    if let Err(why) = state.health.check(crate::model::Millis::now()) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response();
+    }
     let snap = state.latest();
     if snap.ready() {
         (StatusCode::OK, "ready\n").into_response()

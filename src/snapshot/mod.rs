@@ -22,6 +22,24 @@ use crate::recommend::Recommendation;
 pub struct PartitionView {
     pub sample: Sample,
     pub analysis: Analysis,
+    /// When these figures were read. Older than its source's last poll: the
+    /// partition could not be read since (stale), its last values kept.
+    pub read_at: Millis,
+    /// The first clean poll of its source (no partial error) that did not
+    /// report it; it is gone once that is `gone_after` ago.
+    pub absent_since: Option<Millis>,
+}
+
+impl PartitionView {
+    /// Read at `at`, this poll.
+    pub fn fresh(sample: Sample, analysis: Analysis, at: Millis) -> PartitionView {
+        PartitionView {
+            sample,
+            analysis,
+            read_at: at,
+            absent_since: None,
+        }
+    }
 }
 
 /// One group (Kafka group, JetStream consumer) as of its source's last poll.
@@ -46,11 +64,17 @@ pub struct GroupView {
     /// Messages the group's committed offsets skipped since lagwatch started
     /// (offset resets, purges; suspected, see `analysis::rates::SKIP_FACTOR`).
     pub skipped_total: u64,
+    /// When the oldest of its figures was read (see [`SourceView::staleness`]).
+    pub read_at: Millis,
+    /// Partitions whose figures are the last known ones, not this poll's.
+    pub stale_partitions: usize,
+    /// For a group with no partitions: the first clean poll that missed it.
+    pub absent_since: Option<Millis>,
 }
 
 impl GroupView {
-    /// A group seen this poll, before its partitions and analysis are added.
-    pub fn empty(key: GroupKey, system: System) -> Self {
+    /// A group seen at `at`, before its partitions and analysis are added.
+    pub fn empty(key: GroupKey, system: System, at: Millis) -> Self {
         GroupView {
             key,
             system,
@@ -61,7 +85,29 @@ impl GroupView {
             trend: Vec::new(),
             recommendation: None,
             skipped_total: 0,
+            read_at: at,
+            stale_partitions: 0,
+            absent_since: None,
         }
+    }
+}
+
+/// How old a group's figures are, as of a snapshot.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Staleness {
+    /// Some figures could not be read at the source's last poll: they are the
+    /// last known ones.
+    pub stale: bool,
+    /// Age of the oldest figure, seconds; 0 when everything is this poll's.
+    pub seconds: f64,
+    /// Partitions whose figures are stale.
+    pub partitions: usize,
+}
+
+impl Staleness {
+    /// Some partitions are stale and some fresh: sums mix the two.
+    pub fn partial(&self, of: usize) -> bool {
+        self.partitions > 0 && self.partitions < of
     }
 }
 
@@ -80,10 +126,11 @@ pub struct SourceView {
     pub last_poll: Option<Millis>,
     pub last_success: Option<Millis>,
     pub last_error: Option<PollFailure>,
-    /// Partitions of the last successful poll, sorted by key; empty while the
-    /// source is down, so nothing stale is presented as fresh.
+    /// Partitions as of the last successful poll, sorted by key, with those it
+    /// could not read kept (stale) until they are gone; kept, stale, while the
+    /// source is down (see [`SourceView::staleness`]).
     pub partitions: Arc<Vec<PartitionView>>,
-    /// Groups of the last successful poll, sorted by key.
+    /// Groups likewise, sorted by key.
     pub groups: Arc<Vec<GroupView>>,
     pub streams: Arc<Vec<StreamState>>,
 }
@@ -102,6 +149,26 @@ impl SourceView {
             partitions: Arc::default(),
             groups: Arc::default(),
             streams: Arc::default(),
+        }
+    }
+}
+
+impl SourceView {
+    /// How stale `g`'s figures are at `now`: stale when read before this
+    /// source's last poll (the source is down, or could not read them).
+    pub fn staleness(&self, g: &GroupView, now: Millis) -> Staleness {
+        let stale = self.last_poll.is_some_and(|p| g.read_at < p);
+        if !stale {
+            return Staleness::default();
+        }
+        Staleness {
+            stale,
+            seconds: (now.0.saturating_sub(g.read_at.0)).max(0) as f64 / 1000.0,
+            partitions: if self.up {
+                g.stale_partitions
+            } else {
+                g.partitions.len()
+            },
         }
     }
 }

@@ -179,17 +179,22 @@ fn shard(raw: &raw::Shard, hostname: Option<&str>, at: &At, p: &mut Problems) ->
 
 /// Poll intervals: at least 1 s.
 fn check_interval(p: &mut Problems, at: &At, v: Seconds) -> Option<Duration> {
-    if v.get() < Duration::from_secs(1) {
-        p.push(at, format!("must be at least 1s (got {v})"));
+    if v.get() < Duration::from_secs(1) || v.get() > MAX_POLL_INTERVAL {
+        p.push(at, format!("must be between 1s and 1h (got {v})"));
         return None;
     }
     Some(v.get())
 }
 
-/// Request timeouts: at least 100 ms.
+/// A poll interval longer than this leaves nothing to monitor with.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
+/// A broker request allowed longer than this is a hung poll, not a slow one.
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Request timeouts: 100 ms to 5 m.
 fn check_timeout(p: &mut Problems, at: &At, v: Seconds) -> Option<Duration> {
-    if v.get() < Duration::from_millis(100) {
-        p.push(at, format!("must be at least 100ms (got {v})"));
+    if v.get() < Duration::from_millis(100) || v.get() > MAX_REQUEST_TIMEOUT {
+        p.push(at, format!("must be between 100ms and 5m (got {v})"));
         return None;
     }
     Some(v.get())

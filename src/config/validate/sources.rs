@@ -9,6 +9,7 @@ use crate::config::problems::{At, Problems};
 use crate::config::raw::{self, Config};
 use crate::config::settings::{
     JetstreamSettings, KafkaSettings, NatsAuth, NatsTls, SourceKind, SourceSettings, Timing,
+    DEFAULT_GONE_AFTER_POLLS,
 };
 use crate::model::SourceId;
 
@@ -62,12 +63,22 @@ fn source(top: &Config, s: &raw::Source, at: &At, p: &mut Problems) -> Option<So
     let mut found = None;
     if let Some(k) = &s.kafka {
         let at = at.key("kafka");
-        let timing = timing(top, k.poll_interval, k.request_timeout, &at, p);
+        let timing = timing(
+            top,
+            [k.poll_interval, k.request_timeout, k.gone_after],
+            &at,
+            p,
+        );
         found = Some((timing, kafka(k, &at, p).map(SourceKind::Kafka)));
     }
     if let Some(j) = &s.jetstream {
         let at = at.key("jetstream");
-        let timing = timing(top, j.poll_interval, j.request_timeout, &at, p);
+        let timing = timing(
+            top,
+            [j.poll_interval, j.request_timeout, j.gone_after],
+            &at,
+            p,
+        );
         found = Some((timing, jetstream(j, &at, p).map(SourceKind::Jetstream)));
     }
     let (timing, kind) = found?;
@@ -83,11 +94,11 @@ fn source(top: &Config, s: &raw::Source, at: &At, p: &mut Problems) -> Option<So
     })
 }
 
-/// The source's own poll interval and request timeout, else the file's defaults.
+/// The source's own poll interval, request timeout and gone-after, else the
+/// file's defaults.
 fn timing(
     top: &Config,
-    poll: Option<crate::config::Seconds>,
-    timeout: Option<crate::config::Seconds>,
+    [poll, timeout, gone]: [Option<crate::config::Seconds>; 3],
     at: &At,
     p: &mut Problems,
 ) -> Option<Timing> {
@@ -99,9 +110,30 @@ fn timing(
         Some(v) => check_timeout(p, &at.key("request_timeout"), v),
         None => Some(top.request_timeout.get()),
     };
+    let poll_interval = poll_interval?;
+    let gone_after = match gone.or(top.gone_after) {
+        Some(v) if v.get() < poll_interval => {
+            let key = if gone.is_some() {
+                at.key("gone_after")
+            } else {
+                At::root().key("gone_after")
+            };
+            p.push(
+                &key,
+                format!(
+                    "must be at least the poll interval {} (got {v}): a group is gone only after a clean poll missed it",
+                    humantime::format_duration(poll_interval)
+                ),
+            );
+            None
+        }
+        Some(v) => Some(v.get()),
+        None => Some(poll_interval * DEFAULT_GONE_AFTER_POLLS),
+    };
     Some(Timing {
-        poll_interval: poll_interval?,
+        poll_interval,
         request_timeout: request_timeout?,
+        gone_after: gone_after?,
     })
 }
 

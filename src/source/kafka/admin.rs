@@ -135,6 +135,10 @@ pub type PartitionOffsets = HashMap<(String, i32), Result<i64, AdminError>>;
 pub struct Admin<'a> {
     rk: NonNull<rd::rd_kafka_t>,
     timeout: Duration,
+    /// No call runs past this (the poll's deadline): each call's timeout is
+    /// cut to what is left, so a poll never outlives its deadline and the
+    /// next poll never overlaps it.
+    until: Option<Instant>,
     _client: PhantomData<&'a ()>,
 }
 
@@ -145,12 +149,28 @@ impl<'a> Admin<'a> {
         Some(Admin {
             rk: NonNull::new(client.native_ptr())?,
             timeout,
+            until: None,
             _client: PhantomData,
         })
     }
 
+    /// Cuts every call to end by `deadline`.
+    pub fn until(mut self, deadline: Instant) -> Self {
+        self.until = Some(deadline);
+        self
+    }
+
+    /// The timeout of a call starting now: the request timeout, cut to the
+    /// deadline (at least 1 ms: librdkafka treats 0 as "no timeout").
+    fn call_timeout(&self) -> Duration {
+        let left = self.until.map_or(self.timeout, |u| {
+            u.saturating_duration_since(Instant::now())
+        });
+        self.timeout.min(left).max(Duration::from_millis(1))
+    }
+
     fn options(&self, op: rd::rd_kafka_admin_op_t) -> Result<Options, AdminError> {
-        Options::new(self.rk, op, self.timeout)
+        Options::new(self.rk, op, self.call_timeout())
     }
 
     fn queue(&self) -> Result<Queue, AdminError> {
@@ -158,7 +178,7 @@ impl<'a> Admin<'a> {
     }
 
     fn deadline(&self) -> Instant {
-        Instant::now() + self.timeout + QUEUE_MARGIN
+        Instant::now() + self.call_timeout() + QUEUE_MARGIN
     }
 
     /// ListConsumerGroups: every consumer group of the cluster, in every state

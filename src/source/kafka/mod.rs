@@ -83,6 +83,8 @@ pub struct KafkaPoller {
     /// The consumer that reads single records, made on the first request.
     fetcher: Option<Arc<timestamps::Fetcher>>,
     timestamps: Arc<Mutex<timestamps::Cache>>,
+    /// Held by the blocking part of a poll while it runs.
+    running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for KafkaPoller {
@@ -140,6 +142,7 @@ impl KafkaPoller {
             exact: None,
             fetcher: None,
             timestamps: Arc::default(),
+            running: Arc::default(),
         }
     }
 
@@ -323,12 +326,19 @@ impl Poller for KafkaPoller {
         }
         let describe = plan.describe;
         let refresh = plan.configs_refresh;
-        let outcome = tokio::task::spawn_blocking(move || poll::run(&client, &plan))
-            .await
-            .map_err(|e| PollFailure {
-                kind: ErrorKind::Other,
-                message: format!("the Kafka poll task failed: {e}"),
-            })?;
+        // One blocking poll at a time on this client: if an abandoned poll is
+        // still finishing (it cannot outlive its deadline by more than a
+        // second, see `Admin::until`), the next one waits for it.
+        let running = self.running.clone().lock_owned().await;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let _running = running;
+            poll::run(&client, &plan)
+        })
+        .await
+        .map_err(|e| PollFailure {
+            kind: ErrorKind::Other,
+            message: format!("the Kafka poll task failed: {e}"),
+        })?;
         match outcome {
             Ok(o) => {
                 self.describe.record(describe.then_some(o.describe_failed));

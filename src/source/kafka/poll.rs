@@ -210,10 +210,12 @@ fn oldest(s: &Sample) -> Option<i64> {
 /// One poll, blocking. Returns the data or why the cluster is unusable.
 pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> {
     drain(client);
-    let admin = Admin::new(client.client(), plan.request_timeout).ok_or_else(|| PollFailure {
-        kind: ErrorKind::Other,
-        message: "the Kafka client has no handle".into(),
-    })?;
+    let admin = Admin::new(client.client(), plan.request_timeout)
+        .ok_or_else(|| PollFailure {
+            kind: ErrorKind::Other,
+            message: "the Kafka client has no handle".into(),
+        })?
+        .until(plan.deadline);
     let mut poll = Poll {
         client,
         admin,
