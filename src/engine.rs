@@ -56,6 +56,7 @@ pub struct Engine {
     /// Per source: how long a clean poll must miss a group before it is gone.
     gone_after: HashMap<SourceId, std::time::Duration>,
     health: Option<Arc<crate::health::Health>>,
+    state: Option<Arc<crate::state::StateStore>>,
 }
 
 /// A key whose time lag needed reading exactly stays asked for this many polls,
@@ -91,6 +92,8 @@ pub struct EngineConfig {
     pub gone_after: HashMap<SourceId, std::time::Duration>,
     /// Told of every snapshot published (None: nobody checks).
     pub health: Option<Arc<crate::health::Health>>,
+    /// Told of the open incidents after each evaluation (None: not kept).
+    pub state: Option<Arc<crate::state::StateStore>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -129,6 +132,7 @@ impl Engine {
             exact_requests: HashMap::new(),
             gone_after: cfg.gone_after,
             health: cfg.health,
+            state: cfg.state,
         };
         engine.publish(Millis::now());
         (engine, rx)
@@ -245,6 +249,12 @@ impl Engine {
         limits: &HashMap<Arc<str>, RetentionLimits>,
     ) -> Vec<PartitionView> {
         samples.sort_by(|a, b| a.key.cmp(&b.key));
+        // A paged list that repeated an entry under churn: one sample per key.
+        let before = samples.len();
+        samples.dedup_by(|a, b| a.key == b.key);
+        if samples.len() < before {
+            tracing::debug!(%source, duplicates = before - samples.len(), "duplicate readings of one key in a poll ignored");
+        }
         let mut restarts: BTreeMap<RestartReason, u64> = BTreeMap::new();
         let mut partitions = Vec::with_capacity(samples.len());
         for sample in samples {
@@ -394,6 +404,9 @@ impl Engine {
             }
         }
         self.incidents = Arc::new(alerts.evaluator.open_incidents());
+        if let Some(state) = &self.state {
+            state.set_incidents(alerts.evaluator.open_for_state());
+        }
     }
 
     fn publish(&mut self, at: Millis) {
@@ -696,6 +709,7 @@ mod tests {
             metrics: SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("{e}")),
             gone_after: [(SourceId::new(S), std::time::Duration::from_secs(90))].into(),
             health: None,
+            state: None,
             sources: ids,
         });
         (engine, rx)

@@ -38,6 +38,7 @@ pub mod process;
 pub mod recommend;
 pub mod snapshot;
 pub mod source;
+pub mod state;
 pub mod telemetry;
 
 use std::future::Future;
@@ -80,6 +81,7 @@ pub struct Daemon {
     /// Per source, in config order: the engine's requests for exact time lags.
     exact: Vec<watch::Receiver<model::ExactRequests>>,
     health: Arc<health::Health>,
+    state: Arc<state::StateStore>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -96,12 +98,33 @@ impl Daemon {
             .iter()
             .map(|s| (s.id.clone(), s.system()))
             .collect();
+        let (state, loaded) = state::StateStore::open(settings.state_path.clone());
         let (alerts, notifier) = if settings.alerts.rules.is_empty() {
+            if !loaded.incidents.is_empty() || !loaded.pending.is_empty() {
+                tracing::warn!(
+                    incidents = loaded.incidents.len(),
+                    pending = loaded.pending.len(),
+                    "the state file holds incidents and notifications, but no notification rules are configured: they are not resumed"
+                );
+            }
             (None, None)
         } else {
-            let notifier = Notifier::new(&settings.alerts)?;
+            let notifier = Notifier::new(&settings.alerts, state.clone(), loaded.pending)?;
             let (tx, rx) = alert::channel();
-            let evaluator = alert::AlertEvaluator::new(settings.alerts.rules.clone());
+            let mut evaluator = alert::AlertEvaluator::new(settings.alerts.rules.clone());
+            let names: Vec<Arc<str>> = settings
+                .alerts
+                .receivers
+                .iter()
+                .map(|r| r.name.clone())
+                .collect();
+            for n in evaluator.restore(loaded.incidents, &names, model::Millis::now()) {
+                if tx.try_send(n).is_err() {
+                    tracing::error!(
+                        "cannot queue the resolve of an incident whose rule was removed"
+                    );
+                }
+            }
             (Some(engine::Alerts { evaluator, tx }), Some((notifier, rx)))
         };
         // Every poll, failed or not, ends within its deadline and publishes a
@@ -115,6 +138,7 @@ impl Daemon {
         let health = health::Health::new((longest * 3).max(std::time::Duration::from_secs(30)));
         let (mut engine, snapshots) = engine::Engine::new(engine::EngineConfig {
             health: Some(health.clone()),
+            state: Some(state.clone()),
             ring: settings.analysis.capacity_for(settings.min_poll_interval()),
             analysis: settings.analysis.clone(),
             plan: export::Plan::new(&settings),
@@ -141,6 +165,7 @@ impl Daemon {
             notifier,
             exact,
             health,
+            state,
         })
     }
 
@@ -160,7 +185,10 @@ impl Daemon {
             notifier,
             exact,
             health,
+            state,
         } = self;
+        let stop_state = CancellationToken::new();
+        let state_task = tokio::spawn(state.clone().run(stop_state.clone()));
         let local = listener.local_addr().map_err(Error::Http)?;
         let stop_notifier = CancellationToken::new();
         let mut live_metrics: Vec<_> = notifier.iter().map(|(n, _)| n.registry()).collect();
@@ -201,6 +229,7 @@ impl Daemon {
             api_token: settings.http.api_token.as_deref().map(Arc::from),
             live_metrics,
             health: health.clone(),
+            state: state.clone(),
         });
         let mut http_task = serve(listener, app, stop_http.clone());
         tracing::info!("listening on http://{local}");
@@ -219,6 +248,9 @@ impl Daemon {
             engine: engine_task,
             stop_notifier,
             notifier: notifier_task,
+            stop_state,
+            state_task,
+            state,
             stop_http,
             http: http_task,
         };
@@ -246,6 +278,9 @@ struct Tasks {
     engine: JoinHandle<()>,
     stop_notifier: CancellationToken,
     notifier: Option<JoinHandle<()>>,
+    stop_state: CancellationToken,
+    state_task: JoinHandle<()>,
+    state: Arc<state::StateStore>,
     stop_http: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
 }
@@ -274,7 +309,12 @@ impl Tasks {
                     tracing::error!(error = %e, "the notifier task failed");
                 }
             }
-            tracing::debug!("notifier flushed; stopping HTTP");
+            // What is still open or undelivered is written for the next start.
+            self.stop_state.cancel();
+            let _ = self.state_task.await;
+            let state = self.state.clone();
+            let _ = tokio::task::spawn_blocking(move || state.write_now()).await;
+            tracing::debug!("notifier flushed, state written; stopping HTTP");
             self.stop_http.cancel();
             if !self.http.is_finished() {
                 let _ = self.http.await;

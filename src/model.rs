@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The configured name of one source (a Kafka cluster or a NATS connection).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct SourceId(Arc<str>);
 
 impl SourceId {
@@ -25,7 +28,10 @@ impl fmt::Display for SourceId {
 }
 
 /// The broker family a source talks to; also the `system` label value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum System {
     Kafka,
     Jetstream,
@@ -50,7 +56,9 @@ impl fmt::Display for System {
 ///
 /// JetStream consumer names are unique per stream only, so the stream is part
 /// of the identity there; for Kafka `scope` is `None`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct GroupKey {
     pub source: SourceId,
     /// JetStream: the stream the consumer belongs to. Kafka: None.
@@ -95,7 +103,20 @@ impl ExactRequest {
 
 /// Wall-clock time of a poll, in milliseconds since the Unix epoch. Analysis works
 /// on these numbers only, so it never reads a clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Millis(pub i64);
 
 impl Millis {
@@ -355,7 +376,9 @@ pub struct PollBatch {
 
 /// Health of one partition or group, after Burrow's evaluator, ordered from
 /// best to worst so that a group's status is the max of its partitions'.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Status {
     Ok,
     Warn,

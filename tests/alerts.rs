@@ -160,6 +160,8 @@ struct Harness {
     task: Option<tokio::task::JoinHandle<()>>,
     /// Evaluation time 0: the real clock at start (Alertmanager judges endsAt by it).
     epoch: Millis,
+    /// Queues and dead letters (and the file, when started with a path).
+    state: Arc<lagwatch::state::StateStore>,
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -172,6 +174,15 @@ fn runtime() -> tokio::runtime::Runtime {
 
 impl Harness {
     fn start(rt: tokio::runtime::Runtime, yaml: &str) -> Harness {
+        Self::start_with_state(rt, yaml, None)
+    }
+
+    /// As [`Harness::start`], with a state file: what it holds is resumed.
+    fn start_with_state(
+        rt: tokio::runtime::Runtime,
+        yaml: &str,
+        state_path: Option<std::path::PathBuf>,
+    ) -> Harness {
         // The alerts section inside a whole config: validated as a user's is.
         let indented: String = yaml.lines().map(|l| format!("  {l}\n")).collect();
         let text = format!(
@@ -180,7 +191,9 @@ impl Harness {
         let config = lagwatch::config::from_yaml("alerts.yaml", &text, &|_| None)
             .unwrap_or_else(|e| panic!("{e}"))
             .alerts;
-        let notifier = Notifier::new(&config).expect("valid notifier");
+        let (state, loaded) = lagwatch::state::StateStore::open(state_path);
+        let notifier =
+            Notifier::new(&config, state.clone(), loaded.pending).expect("valid notifier");
         let registry = notifier.registry();
         let evaluator = AlertEvaluator::new(config.rules.clone());
         let (tx, rx) = lagwatch::alert::channel();
@@ -194,6 +207,7 @@ impl Harness {
             shutdown,
             task: Some(task),
             epoch: Millis::now(),
+            state,
         }
     }
 
@@ -254,6 +268,8 @@ impl Harness {
                 .expect("the notifier stops")
                 .expect("the notifier does not panic");
         }
+        // As the daemon does after the notifier: write what is left.
+        self.state.write_now();
         start.elapsed()
     }
 }
@@ -779,6 +795,120 @@ fn shutdown_flushes_what_it_can_and_counts_the_rest_as_dropped() {
         h.metric("lagwatch_notifications_dropped_total{receiver=\"hook\"}"),
         2.0
     );
+}
+
+#[test]
+fn past_the_retry_budget_a_notification_is_a_dead_letter_and_a_late_resolve_still_arrives() {
+    // The receiver is down longer than the budget (3 attempts, 50-200 ms
+    // apart): both fires are given up on, counted and kept as dead letters,
+    // none silently lost. The resolve queued during the outage keeps being
+    // retried (a resolve gets at least a day) and arrives once it is back.
+    let rt = runtime();
+    let port = common::free_port();
+    let yaml = format!(
+        "defaults:\n  retry_backoff: 50ms\n  retry_backoff_max: 200ms\n  retry_max_attempts: 3\n  timeout: 2s\n  flush_timeout: 2s\nreceivers:\n  - name: hook\n    webhook:\n      url: \"http://127.0.0.1:{port}/\"\n{}",
+        rule("hook")
+    );
+    let mut h = Harness::start(rt, &yaml);
+    let fired = h.round(0, &[kafka("a", 500), kafka("b", 500)]);
+    assert_eq!(fired.len(), 2);
+    common::wait_until("two dead letters", Duration::from_secs(10), || {
+        h.state.dead_letters().len() == 2
+    });
+    let dead = h.state.dead_letters();
+    assert_eq!(
+        dead.iter()
+            .map(|d| (d.notification.event_id, d.reason.as_str(), d.attempts))
+            .collect::<Vec<_>>(),
+        fired
+            .iter()
+            .map(|n| (n.event_id, "connect", 3))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        h.metric("lagwatch_notifications_dead_letters_total{reason=\"connect\",receiver=\"hook\"}"),
+        2.0
+    );
+    // a clears (resolve_after 60 s): its resolve is queued while still down,
+    // and outlives 3 attempts.
+    h.round(10, &[kafka("a", 0), kafka("b", 500)]);
+    // (b is still firing: its repeat is queued behind the resolve.)
+    let resolved: Vec<Notification> = h
+        .round(75, &[kafka("a", 0), kafka("b", 500)])
+        .into_iter()
+        .filter(|n| n.kind == lagwatch::alert::EventKind::Resolved)
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    common::wait_until(
+        "five failed resolve attempts",
+        Duration::from_secs(10),
+        || h.metric("lagwatch_notifications_retries_total{receiver=\"hook\"}") >= 9.0,
+    );
+    assert_eq!(
+        h.state.dead_letters().len(),
+        2,
+        "a resolve is not given up on"
+    );
+    let back = Capture::start_on(&h.rt, port);
+    let got = back.wait_for(1, Duration::from_secs(10));
+    assert_eq!(
+        got[0].json()["eventId"],
+        resolved[0].event_id.to_string(),
+        "the resolve arrives after the outage"
+    );
+    // Every notification is accounted for: delivered or dead-lettered.
+    common::wait_until("the deliveries to count", Duration::from_secs(5), || {
+        h.metric("lagwatch_notification_queue_depth{receiver=\"hook\"}") == 0.0
+    });
+    let sent = h.metric("lagwatch_notifications_sent_total{receiver=\"hook\"}");
+    assert_eq!(
+        sent as usize + h.state.dead_letters().len(),
+        4,
+        "2 fires dead, resolve and repeat sent"
+    );
+    assert_eq!(
+        h.metric("lagwatch_notifications_dropped_total{receiver=\"hook\"}"),
+        0.0
+    );
+    h.stop();
+}
+
+#[test]
+fn notifications_undelivered_at_shutdown_are_kept_in_the_state_file_and_delivered_after_a_restart()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let port = common::free_port();
+    let yaml = format!(
+        "defaults:\n  retry_backoff: 50ms\n  retry_backoff_max: 100ms\n  flush_timeout: 300ms\nreceivers:\n  - name: hook\n    webhook:\n      url: \"http://127.0.0.1:{port}/\"\n{}",
+        rule("hook")
+    );
+    let mut h = Harness::start_with_state(runtime(), &yaml, Some(path.clone()));
+    let sent = h.round(0, &[kafka("a", 500), kafka("b", 500)]);
+    h.stop();
+    assert_eq!(
+        h.metric("lagwatch_notifications_dropped_total{receiver=\"hook\"}"),
+        0.0,
+        "kept, not dropped"
+    );
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc["pending"].as_array().map(Vec::len), Some(2), "{doc}");
+
+    // The next lagwatch resumes them, in order, same event ids.
+    let rt = runtime();
+    let back = Capture::start_on(&rt, port);
+    let mut h = Harness::start_with_state(rt, &yaml, Some(path.clone()));
+    let got = back.wait_for(2, Duration::from_secs(10));
+    let ids: Vec<Value> = got.iter().map(|c| c.json()["eventId"].clone()).collect();
+    assert_eq!(
+        ids,
+        sent.iter()
+            .map(|n| Value::from(n.event_id.to_string()))
+            .collect::<Vec<_>>()
+    );
+    h.stop();
+    let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc["pending"].as_array().map(Vec::len), Some(0), "{doc}");
 }
 
 #[test]

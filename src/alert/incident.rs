@@ -14,7 +14,7 @@ use super::{EventKind, Notification, Observation, Resolution};
 use crate::model::{GroupKey, Millis, SourceId};
 
 /// One open (or, inside a Resolved notification, just resolved) incident.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     /// Stable from fire to resolve: the payloads' correlationId, PagerDuty's dedup_key.
     pub id: Uuid,
@@ -145,6 +145,75 @@ impl AlertEvaluator {
             }
         }
         out
+    }
+
+    /// Takes back the incidents open when lagwatch last stopped (from the state
+    /// file), so that they keep their ids and resolve when their condition is
+    /// seen false. An incident whose rule is gone from the config resolves now
+    /// (`rule_removed`) to the receivers it had that still exist.
+    pub fn restore(
+        &mut self,
+        open: Vec<crate::state::OpenIncident>,
+        receivers: &[Arc<str>],
+        now: Millis,
+    ) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for o in open {
+            let key = o.incident.group().clone();
+            match self.rules.iter().position(|r| r.name == o.incident.rule) {
+                Some(ri) => {
+                    tracing::info!(
+                        incident = %o.incident.id,
+                        rule = %o.incident.rule,
+                        group = %crate::telemetry::Escaped(&key.group),
+                        "incident resumed from the state file"
+                    );
+                    self.tracks
+                        .insert((ri, key), Track::Open(Box::new(o.incident)));
+                }
+                None => {
+                    let mut inc = o.incident;
+                    inc.resolved_at = Some(now);
+                    let to: Vec<Arc<str>> = o
+                        .receivers
+                        .iter()
+                        .filter_map(|r| receivers.iter().find(|k| &***k == r.as_str()).cloned())
+                        .collect();
+                    tracing::warn!(
+                        incident = %inc.id,
+                        rule = %inc.rule,
+                        "the rule of an incident open before the restart is gone from the config: resolving it"
+                    );
+                    out.push(Notification {
+                        event_id: Uuid::new_v4(),
+                        kind: EventKind::Resolved,
+                        at: now,
+                        incident: Arc::new(inc),
+                        resolution: Some(Resolution::RuleRemoved),
+                        receivers: Arc::from(to),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The open incidents with their rule's receivers (for the state file).
+    pub fn open_for_state(&self) -> Vec<crate::state::OpenIncident> {
+        self.tracks
+            .iter()
+            .filter_map(|((ri, _), t)| match t {
+                Track::Open(i) => Some(crate::state::OpenIncident {
+                    incident: (**i).clone(),
+                    receivers: self.rules[*ri]
+                        .receivers
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect(),
+                }),
+                Track::Pending { .. } => None,
+            })
+            .collect()
     }
 
     /// The open incidents, ordered by rule then group (for the API and status page).

@@ -47,10 +47,23 @@ pub struct AlertSettings {
     pub retry_backoff_max: Duration,
     /// On shutdown, time queued notifications get to be delivered.
     pub flush_timeout: Duration,
+    /// A Fired or Repeated notification is given up on (dead-lettered) after
+    /// this many failed attempts or this long since its first attempt.
+    pub retry_max_attempts: u32,
+    pub retry_max_age: Duration,
 }
 
+/// Failed attempts before a notification is dead-lettered.
+pub const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 20;
+/// Time since the first attempt before a notification is dead-lettered.
+pub const DEFAULT_RETRY_MAX_AGE: Duration = Duration::from_secs(3600);
+/// A Resolved is retried at least this long, whatever `retry_max_attempts`
+/// and `retry_max_age` say: dropping it leaves the incident open at the
+/// receiver for good.
+pub const RESOLVED_MIN_RETRY_AGE: Duration = Duration::from_secs(24 * 3600);
+
 /// What the engine knows about one consumer group (Kafka group / JetStream consumer) after a poll.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Observation {
     /// Source, scope (JetStream stream), group.
     pub group: GroupKey,
@@ -79,7 +92,7 @@ pub struct Observation {
 }
 
 /// The three moments an incident is notified.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// The condition held for `for`: a new incident.
     Fired,
@@ -101,12 +114,15 @@ impl EventKind {
 }
 
 /// Why an incident resolved.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Resolution {
     /// The condition was false for the rule's `resolve_after`.
     ConditionCleared,
     /// The consumer is no longer reported by its (successfully polled) source.
     ConsumerVanished,
+    /// The incident was open when lagwatch stopped, and its rule is no longer
+    /// in the config it restarted with.
+    RuleRemoved,
 }
 
 impl Resolution {
@@ -114,12 +130,13 @@ impl Resolution {
         match self {
             Resolution::ConditionCleared => "condition_cleared",
             Resolution::ConsumerVanished => "consumer_vanished",
+            Resolution::RuleRemoved => "rule_removed",
         }
     }
 }
 
 /// One event for the receivers of one incident.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Notification {
     /// Unique per event (the same for every receiver and every retry): for dedup.
     pub event_id: uuid::Uuid,
@@ -141,3 +158,53 @@ pub(crate) fn rfc3339(m: Millis) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Values for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A Fired notification of a lag incident of group `g` on source `prod`.
+    pub fn notification() -> Notification {
+        let observation = Observation {
+            group: GroupKey {
+                source: crate::model::SourceId::new("prod"),
+                scope: None,
+                group: Arc::from("g"),
+            },
+            system: System::Kafka,
+            topics: vec![Arc::from("orders")],
+            lag_messages: 500,
+            lag_seconds: Some(12.0),
+            time_lag: TimeLag::interpolated(12.0, 10.0, 14.0),
+            growth_per_second: Some(1.0),
+            eta_seconds: None,
+            status: Status::Warn,
+            lost_messages: 0,
+            seconds_until_loss: None,
+            current_replicas: None,
+            recommended_replicas: None,
+            recommendation_reason: None,
+        };
+        Notification {
+            event_id: uuid::Uuid::new_v4(),
+            kind: EventKind::Fired,
+            at: Millis(1_800_000_000_000),
+            incident: Arc::new(Incident {
+                id: uuid::Uuid::new_v4(),
+                rule: Arc::from("lag"),
+                severity: Severity::Warning,
+                condition: Condition::LagMessagesAbove(100.0),
+                pending_since: Millis(1_800_000_000_000),
+                started_at: Millis(1_800_000_000_000),
+                resolved_at: None,
+                last_notified: Millis(1_800_000_000_000),
+                clearing_since: None,
+                repeat_interval: Duration::from_secs(600),
+                observation,
+            }),
+            resolution: None,
+            receivers: Arc::from(vec![Arc::from("hook")]),
+        }
+    }
+}

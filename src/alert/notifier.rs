@@ -1,9 +1,16 @@
 //! Delivery: one bounded FIFO queue and one worker per receiver. The worker
 //! retries the head of its queue (network errors, 5xx, 429 with Retry-After) with
 //! exponential backoff and jitter, so a receiver's notifications arrive in order and
-//! a resolve never overtakes its fire. Taking a notification off the channel never
-//! waits on the network; a full queue drops a repeat (the oldest queued, else the incoming one),
-//! else its oldest notification.
+//! a resolve never overtakes its fire. Retries are bounded (`retry_max_attempts`,
+//! `retry_max_age`; a Resolved at least [`RESOLVED_MIN_RETRY_AGE`]): past them, or
+//! when the receiver refuses (4xx), the notification becomes a dead letter:
+//! counted, logged, kept in the state file and shown by the API. Taking a
+//! notification off the channel never waits on the network. A full queue drops,
+//! in order: a repeat (the oldest queued, else the incoming one); a Fired not yet
+//! delivered, with its Resolved if queued (the receiver never heard of that
+//! incident); never a Resolved whose Fired may have been delivered (the queue
+//! grows past its capacity for those instead). The queues are mirrored into the
+//! state file, so what is undelivered at shutdown is delivered after a restart.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -16,8 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::payload::RenderContext;
 use super::receivers::{Receiver, Rendered};
-use super::{AlertSettings, EventKind, Notification};
+use super::{AlertSettings, EventKind, Notification, RESOLVED_MIN_RETRY_AGE};
 use crate::model::Millis;
+use crate::state::{DeadLetter, Pending, StateStore};
 
 /// Longest wait a Retry-After header can impose; past it a receiver's queue would
 /// stall for longer than anyone would want to wait for a lag alert.
@@ -41,6 +49,7 @@ struct Metrics {
     failed: IntCounterVec,
     retries: IntCounterVec,
     dropped: IntCounterVec,
+    dead: IntCounterVec,
     depth: IntGaugeVec,
 }
 
@@ -74,6 +83,13 @@ impl Metrics {
             ),
             &["receiver"],
         )?;
+        let dead = IntCounterVec::new(
+            Opts::new(
+                "lagwatch_notifications_dead_letters_total",
+                "Notifications given up on, by the last failure's reason: retries exhausted (retry_max_attempts, retry_max_age) or refused by the receiver (http_4xx, unexpected_status). Each is logged at error level and listed at /api/v1/dead_letters.",
+            ),
+            &["receiver", "reason"],
+        )?;
         let depth = IntGaugeVec::new(
             Opts::new(
                 "lagwatch_notification_queue_depth",
@@ -86,6 +102,7 @@ impl Metrics {
             Box::new(failed.clone()),
             Box::new(retries.clone()),
             Box::new(dropped.clone()),
+            Box::new(dead.clone()),
             Box::new(depth.clone()),
         ] {
             registry.register(c)?;
@@ -99,6 +116,7 @@ impl Metrics {
             depth.with_label_values(&[n]).set(0);
             for reason in REASONS {
                 failed.with_label_values(&[n, reason]);
+                dead.with_label_values(&[n, reason]);
             }
         }
         Ok(Metrics {
@@ -106,6 +124,7 @@ impl Metrics {
             failed,
             retries,
             dropped,
+            dead,
             depth,
         })
     }
@@ -122,17 +141,27 @@ pub struct Notifier {
     backoff: Duration,
     backoff_max: Duration,
     flush_timeout: Duration,
+    max_attempts: u32,
+    max_age: Duration,
+    state: Arc<StateStore>,
+    /// Notifications undelivered when lagwatch last stopped.
+    restored: Vec<Pending>,
 }
 
-/// One queued notification with its body rendered for this receiver.
-#[derive(Debug)]
+/// One queued notification with its body rendered for this receiver, and its
+/// delivery so far.
+#[derive(Clone, Debug)]
 struct Item {
     notification: Arc<Notification>,
     rendered: Rendered,
+    attempts: u32,
+    first_attempt: Option<Millis>,
 }
 
 #[derive(Debug, Default)]
 struct QueueState {
+    /// The head is being delivered while `in_flight`; it leaves the queue only
+    /// once delivered or dead-lettered, so a shutdown mid-delivery keeps it.
     items: VecDeque<Item>,
     in_flight: bool,
     closed: bool,
@@ -190,8 +219,14 @@ pub fn channel() -> (mpsc::Sender<Notification>, mpsc::Receiver<Notification>) {
 
 impl Notifier {
     /// The notifier of a validated `alerts:` section, with its own metrics
-    /// registry (gathered at scrape time, so delivery counters are never a poll old).
-    pub fn new(settings: &AlertSettings) -> Result<Notifier, SetupError> {
+    /// registry (gathered at scrape time, so delivery counters are never a poll
+    /// old). `state` keeps its queues and dead letters across restarts;
+    /// `restored` is what was undelivered when lagwatch last stopped.
+    pub fn new(
+        settings: &AlertSettings,
+        state: Arc<StateStore>,
+        restored: Vec<Pending>,
+    ) -> Result<Notifier, SetupError> {
         let registry = Registry::new();
         let receivers = settings.receivers.clone();
         let metrics = Metrics::new(&registry, &receivers)?;
@@ -212,6 +247,10 @@ impl Notifier {
             backoff: settings.retry_backoff,
             backoff_max: settings.retry_backoff_max,
             flush_timeout: settings.flush_timeout,
+            max_attempts: settings.retry_max_attempts,
+            max_age: settings.retry_max_age,
+            state,
+            restored,
         })
     }
 
@@ -235,11 +274,15 @@ impl Notifier {
                 })
             })
             .collect();
+        self.restore(&queues);
         let worker = Arc::new(Worker {
             metrics: self.metrics.clone(),
             client: self.client.clone(),
             backoff: self.backoff,
             backoff_max: self.backoff_max,
+            max_attempts: self.max_attempts,
+            max_age: self.max_age,
+            state: self.state.clone(),
         });
         let mut workers = tokio::task::JoinSet::new();
         for q in &queues {
@@ -280,22 +323,67 @@ impl Notifier {
         if drained.is_err() {
             workers.abort_all();
             while workers.join_next().await.is_some() {}
-            for q in &queues {
-                let left = depth(&q.lock());
-                if left > 0 {
-                    self.metrics
-                        .dropped
-                        .with_label_values(&[&q.receiver.name])
-                        .inc_by(left as u64);
-                    tracing::warn!(
-                        receiver = %q.receiver.name,
-                        dropped = left,
-                        "notifications still undelivered at the shutdown deadline were dropped"
-                    );
-                }
-            }
+            self.left_at_deadline(&queues);
         }
         tracing::debug!("notifier stopped");
+    }
+
+    /// What is undelivered when the flush deadline passed: kept in the state
+    /// file when there is one, else dropped and counted.
+    fn left_at_deadline(&self, queues: &[Arc<Queue>]) {
+        for q in queues {
+            let left = q.lock().items.len();
+            if left == 0 {
+                continue;
+            }
+            if self.state.persistent() {
+                persist(&self.state, q);
+                tracing::warn!(
+                    receiver = %q.receiver.name,
+                    kept = left,
+                    "notifications undelivered at the shutdown deadline are kept in the state file and delivered after the restart"
+                );
+            } else {
+                self.metrics
+                    .dropped
+                    .with_label_values(&[&q.receiver.name])
+                    .inc_by(left as u64);
+                tracing::warn!(
+                    receiver = %q.receiver.name,
+                    dropped = left,
+                    "notifications still undelivered at the shutdown deadline were dropped (set state.path to keep them)"
+                );
+            }
+        }
+    }
+
+    /// Queues what was undelivered when lagwatch last stopped, first, in order.
+    fn restore(&self, queues: &[Arc<Queue>]) {
+        for p in &self.restored {
+            let Some(q) = queues.iter().find(|q| *q.receiver.name == p.receiver) else {
+                tracing::warn!(receiver = %p.receiver, incident = %p.notification.incident.id, "an undelivered notification's receiver is gone from the config; dropped");
+                continue;
+            };
+            let n = Arc::new(p.notification.clone());
+            let rendered = q.receiver.render(&n, &self.ctx);
+            q.lock().items.push_back(Item {
+                notification: n,
+                rendered,
+                attempts: p.attempts,
+                first_attempt: p.first_attempt,
+            });
+        }
+        for q in queues {
+            let d = depth(&q.lock());
+            self.metrics
+                .depth
+                .with_label_values(&[&q.receiver.name])
+                .set(d as i64);
+            if d > 0 {
+                tracing::info!(receiver = %q.receiver.name, pending = d, "resuming the delivery of notifications from before the restart");
+                persist(&self.state, q);
+            }
+        }
     }
 
     /// Renders `n` for each of its receivers and queues it; never waits.
@@ -309,35 +397,22 @@ impl Notifier {
             let rendered = q.receiver.render(&n, &self.ctx);
             let evicted = {
                 let mut s = q.lock();
-                let mut evicted = None;
-                let mut incoming = Some(Item {
+                let incoming = Item {
                     notification: n.clone(),
                     rendered,
-                });
-                if s.items.len() >= q.receiver.queue_capacity {
-                    // Repeats carry no state change: they go first, the oldest queued
-                    // one, else the incoming one. Else the oldest notification goes.
-                    let oldest_repeat = s
-                        .items
-                        .iter()
-                        .position(|i| i.notification.kind == EventKind::Repeated);
-                    evicted = match oldest_repeat {
-                        Some(at) => s.items.remove(at),
-                        None if n.kind == EventKind::Repeated => incoming.take(),
-                        None => s.items.pop_front(),
-                    };
-                }
-                if let Some(item) = incoming {
-                    s.items.push_back(item);
-                }
+                    attempts: 0,
+                    first_attempt: None,
+                };
+                let evicted = admit(&mut s, incoming, q.receiver.queue_capacity);
                 self.metrics
                     .depth
                     .with_label_values(&[&q.receiver.name])
                     .set(depth(&s) as i64);
                 evicted
             };
+            persist(&self.state, q);
             q.wake.notify_one();
-            if let Some(e) = evicted {
+            for e in evicted {
                 self.metrics
                     .dropped
                     .with_label_values(&[&q.receiver.name])
@@ -354,8 +429,94 @@ impl Notifier {
     }
 }
 
+/// Notifications waiting, the one being delivered included.
 fn depth(s: &QueueState) -> usize {
-    s.items.len() + usize::from(s.in_flight)
+    s.items.len()
+}
+
+/// Queues `incoming`, making room when the queue is at `capacity`; returns
+/// what was dropped. See the module docs for the order; the head being
+/// delivered is never touched.
+fn admit(s: &mut QueueState, incoming: Item, capacity: usize) -> Vec<Item> {
+    // `capacity` counts the notifications waiting, not the one being delivered.
+    let first = usize::from(s.in_flight);
+    if s.items.len() - first.min(s.items.len()) < capacity {
+        s.items.push_back(incoming);
+        return Vec::new();
+    }
+    let position = |s: &QueueState, kind: EventKind| {
+        s.items
+            .iter()
+            .enumerate()
+            .skip(first)
+            .find(|(_, i)| i.notification.kind == kind)
+            .map(|(at, _)| at)
+    };
+    // 1. A repeat carries no state change: the oldest queued, else the incoming.
+    if let Some(at) = position(s, EventKind::Repeated) {
+        let out = s.items.remove(at).into_iter().collect();
+        s.items.push_back(incoming);
+        return out;
+    }
+    if incoming.notification.kind == EventKind::Repeated {
+        return vec![incoming];
+    }
+    // 2. The oldest Fired not being delivered: the receiver never heard of the
+    //    incident, so its queued Resolved (and later ones) go with it.
+    if let Some(at) = position(s, EventKind::Fired) {
+        let mut out: Vec<Item> = s.items.remove(at).into_iter().collect();
+        let gone = out.first().map(|i| i.notification.incident.id);
+        let mut kept = VecDeque::with_capacity(s.items.len() + 1);
+        for (k, item) in std::mem::take(&mut s.items).into_iter().enumerate() {
+            if k >= first && Some(item.notification.incident.id) == gone {
+                out.push(item);
+            } else {
+                kept.push_back(item);
+            }
+        }
+        s.items = kept;
+        if Some(incoming.notification.incident.id) == gone {
+            out.push(incoming);
+        } else {
+            s.items.push_back(incoming);
+        }
+        return out;
+    }
+    // 3. Only Resolveds (and the head): a Resolved is never dropped; the queue
+    //    grows past its capacity, by at most one per open incident.
+    s.items.push_back(incoming);
+    Vec::new()
+}
+
+/// Writes the head's delivery so far back into the queue (it stays there
+/// until delivered or given up on).
+fn record_attempt(q: &Queue, item: &Item) {
+    let mut s = q.lock();
+    if let Some(head) = s.items.front_mut() {
+        if Arc::ptr_eq(&head.notification, &item.notification) {
+            head.attempts = item.attempts;
+            head.first_attempt = item.first_attempt;
+        }
+    }
+}
+
+/// Mirrors `q` into the state file.
+fn persist(state: &StateStore, q: &Queue) {
+    if !state.persistent() {
+        return;
+    }
+    let pending: Vec<Pending> = q
+        .lock()
+        .items
+        .iter()
+        .map(|i| Pending {
+            receiver: q.receiver.name.to_string(),
+            notification: (*i.notification).clone(),
+            attempts: i.attempts,
+            first_attempt: i.first_attempt,
+        })
+        .collect();
+    state.set_pending(&q.receiver.name, pending);
 }
 
 /// What every receiver's worker shares.
@@ -365,17 +526,30 @@ struct Worker {
     client: reqwest::Client,
     backoff: Duration,
     backoff_max: Duration,
+    max_attempts: u32,
+    max_age: Duration,
+    state: Arc<StateStore>,
+}
+
+/// How the delivery of one notification ended.
+enum Outcome {
+    Delivered,
+    /// Given up on: refused, or retries exhausted.
+    Dead {
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 impl Worker {
-    /// Delivers the queue's head until it is accepted or refused, then the next;
-    /// ends once the queue is closed and empty.
+    /// Delivers the queue's head until it is accepted or given up on, then the
+    /// next; ends once the queue is closed and empty.
     async fn run(self: Arc<Self>, q: Arc<Queue>) {
         let name = q.receiver.name.clone();
         loop {
             let next = {
                 let mut s = q.lock();
-                match s.items.pop_front() {
+                match s.items.front().cloned() {
                     Some(item) => {
                         s.in_flight = true;
                         Some(item)
@@ -388,51 +562,110 @@ impl Worker {
                 q.wake.notified().await;
                 continue;
             };
-            self.deliver(&q.receiver, &item).await;
-            let mut s = q.lock();
-            s.in_flight = false;
-            self.metrics
-                .depth
-                .with_label_values(&[&name])
-                .set(depth(&s) as i64);
+            let outcome = self.deliver(&q, item).await;
+            let done = {
+                let mut s = q.lock();
+                s.in_flight = false;
+                let done = s.items.pop_front();
+                self.metrics
+                    .depth
+                    .with_label_values(&[&name])
+                    .set(depth(&s) as i64);
+                done
+            };
+            if let (Outcome::Dead { reason, detail }, Some(item)) = (outcome, done) {
+                self.dead_letter(&q.receiver, &item, reason, detail);
+            }
+            persist(&self.state, &q);
         }
     }
 
-    async fn deliver(&self, r: &Receiver, item: &Item) {
-        let n = &item.notification;
-        let mut failures: u32 = 0;
+    async fn deliver(&self, q: &Queue, mut item: Item) -> Outcome {
+        let r = &q.receiver;
+        let n = item.notification.clone();
         loop {
-            if failures > 0 {
+            if item.attempts > 0 {
                 self.metrics.retries.with_label_values(&[&r.name]).inc();
             }
-            match self.attempt(r, item).await {
+            let first = *item.first_attempt.get_or_insert_with(Millis::now);
+            match self.attempt(r, &item).await {
                 Attempt::Delivered => {
                     self.metrics.sent.with_label_values(&[&r.name]).inc();
                     tracing::debug!(
                         receiver = %r.name,
                         event = n.kind.event_type(),
                         incident = %n.incident.id,
-                        attempts = failures + 1,
+                        attempts = item.attempts + 1,
                         "notification delivered"
                     );
-                    return;
+                    return Outcome::Delivered;
                 }
                 Attempt::GiveUp { reason, detail } => {
-                    self.failed(r, n, reason, &detail, None);
-                    return;
+                    self.failed(r, &n, reason, &detail, None);
+                    item.attempts += 1;
+                    record_attempt(q, &item);
+                    return Outcome::Dead { reason, detail };
                 }
                 Attempt::Retry {
                     reason,
                     retry_after,
                     detail,
                 } => {
-                    let wait = self.backoff_for(failures, retry_after);
-                    self.failed(r, n, reason, &detail, Some(wait));
-                    failures = failures.saturating_add(1);
+                    item.attempts = item.attempts.saturating_add(1);
+                    record_attempt(q, &item);
+                    persist(&self.state, q);
+                    let age = Duration::from_millis(
+                        u64::try_from(Millis::now().0 - first.0).unwrap_or(0),
+                    );
+                    if self.exhausted(n.kind, item.attempts, age) {
+                        self.failed(r, &n, reason, &detail, None);
+                        return Outcome::Dead { reason, detail };
+                    }
+                    let wait = self.backoff_for(item.attempts - 1, retry_after);
+                    self.failed(r, &n, reason, &detail, Some(wait));
                     tokio::time::sleep(wait).await;
                 }
             }
         }
+    }
+
+    /// Whether a notification that failed `attempts` times over `age` is given
+    /// up on. A Resolved is kept at least [`RESOLVED_MIN_RETRY_AGE`], whatever
+    /// the attempts: dropping it would leave the incident open for good.
+    fn exhausted(&self, kind: EventKind, attempts: u32, age: Duration) -> bool {
+        match kind {
+            EventKind::Resolved => age >= self.max_age.max(RESOLVED_MIN_RETRY_AGE),
+            EventKind::Fired | EventKind::Repeated => {
+                attempts >= self.max_attempts || age >= self.max_age
+            }
+        }
+    }
+
+    fn dead_letter(&self, r: &Receiver, item: &Item, reason: &'static str, detail: String) {
+        let n = &item.notification;
+        self.metrics
+            .dead
+            .with_label_values(&[&r.name, reason])
+            .inc();
+        tracing::error!(
+            receiver = %r.name,
+            event = n.kind.event_type(),
+            incident = %n.incident.id,
+            rule = %n.incident.rule,
+            attempts = item.attempts,
+            reason,
+            detail = %detail,
+            "notification given up on (dead letter; see /api/v1/dead_letters)"
+        );
+        self.state.add_dead_letter(DeadLetter {
+            receiver: r.name.to_string(),
+            notification: (**n).clone(),
+            reason: reason.to_string(),
+            detail,
+            attempts: item.attempts,
+            first_attempt: item.first_attempt,
+            given_up_at: Millis::now(),
+        });
     }
 
     /// Logs and counts one failed attempt, in one place.
@@ -511,16 +744,33 @@ impl Worker {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        // Read (a bounded amount of) the answer so the connection can be reused, and
-        // keep a little of it for the log: receivers explain a 400 in the body.
-        let body = tokio::time::timeout(r.timeout, resp.bytes())
+        // Read a bounded amount of the answer (a receiver's body is outside
+        // input: at most MAX_ANSWER_BYTES, within the timeout) and keep a
+        // little of it for the log: receivers explain a 400 in the body.
+        let body = tokio::time::timeout(r.timeout, read_bounded(resp, MAX_ANSWER_BYTES))
             .await
-            .ok()
-            .and_then(Result::ok)
             .unwrap_or_default();
         let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into();
         answered(status, retry_after, format!("HTTP {status}: {snippet}"))
     }
+}
+
+/// Most of a receiver's answer read; the rest is discarded with the connection.
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
+
+/// Up to `limit` bytes of the answer's body; errors end the read.
+async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - out.len());
+                out.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    out
 }
 
 /// The `log` kind: one line per notification.
@@ -597,4 +847,137 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::tests_support::notification;
+
+    fn item(kind: EventKind, incident: u128) -> Item {
+        let mut n = notification();
+        n.kind = kind;
+        let mut inc = (*n.incident).clone();
+        inc.id = uuid::Uuid::from_u128(incident);
+        n.incident = Arc::new(inc);
+        Item {
+            notification: Arc::new(n),
+            rendered: Rendered {
+                body: Vec::new().into(),
+                summary: String::new(),
+            },
+            attempts: 0,
+            first_attempt: None,
+        }
+    }
+
+    fn names(items: &VecDeque<Item>) -> Vec<String> {
+        items.iter().map(label).collect()
+    }
+
+    fn label(i: &Item) -> String {
+        let k = match i.notification.kind {
+            EventKind::Fired => "F",
+            EventKind::Repeated => "R",
+            EventKind::Resolved => "C",
+        };
+        format!("{k}{}", i.notification.incident.id.as_u128())
+    }
+
+    #[test]
+    fn a_full_queue_drops_repeats_then_unannounced_fires_never_a_resolve() {
+        use EventKind::{Fired as F, Repeated as R, Resolved as C};
+        // (case, queue (the first in flight), incoming, capacity, queue after,
+        //  dropped)
+        type Case = (
+            u32,
+            Vec<(EventKind, u128)>,
+            (EventKind, u128),
+            usize,
+            &'static [&'static str],
+            &'static [&'static str],
+        );
+        let cases: Vec<Case> = vec![
+            // case 1: room: appended.
+            (1, vec![(F, 1)], (C, 1), 2, &["F1", "C1"], &[]),
+            // case 2: full: the oldest repeat goes, not the head in flight.
+            (
+                2,
+                vec![(R, 1), (R, 2), (F, 3)],
+                (C, 3),
+                2,
+                &["R1", "F3", "C3"],
+                &["R2"],
+            ),
+            // case 3: full of state changes: an incoming repeat goes.
+            (
+                3,
+                vec![(F, 1), (F, 2), (F, 3)],
+                (R, 4),
+                2,
+                &["F1", "F2", "F3"],
+                &["R4"],
+            ),
+            // case 4: the oldest fire not in flight goes, with its queued resolve.
+            (
+                4,
+                vec![(F, 1), (F, 2), (C, 2)],
+                (F, 3),
+                2,
+                &["F1", "F3"],
+                &["F2", "C2"],
+            ),
+            // case 5: only resolves queued: a resolve is never dropped; the
+            // queue grows past its capacity.
+            (
+                5,
+                vec![(F, 1), (C, 2), (C, 3)],
+                (C, 4),
+                2,
+                &["F1", "C2", "C3", "C4"],
+                &[],
+            ),
+            // case 6: the incoming resolve of the fire that goes, goes too
+            // (the receiver never heard of that incident).
+            (
+                6,
+                vec![(C, 9), (F, 2), (C, 5)],
+                (C, 2),
+                2,
+                &["C9", "C5"],
+                &["F2", "C2"],
+            ),
+        ];
+        for (case, queue, incoming, capacity, after, dropped) in cases {
+            let mut s = QueueState {
+                items: queue.iter().map(|(k, i)| item(*k, *i)).collect(),
+                in_flight: true,
+                closed: false,
+            };
+            let out = admit(&mut s, item(incoming.0, incoming.1), capacity);
+            assert_eq!(names(&s.items), after, "case {case}");
+            let out: Vec<String> = out.iter().map(label).collect();
+            assert_eq!(out, dropped, "case {case}");
+        }
+    }
+
+    #[test]
+    fn retries_end_by_attempts_or_age_and_a_resolve_gets_a_day() {
+        let (state, _) = StateStore::open(None);
+        let w = Worker {
+            metrics: Metrics::new(&Registry::new(), &[]).unwrap_or_else(|e| panic!("{e}")),
+            client: reqwest::Client::new(),
+            backoff: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            max_attempts: 5,
+            max_age: Duration::from_secs(3600),
+            state,
+        };
+        let min = Duration::from_secs(60);
+        assert!(!w.exhausted(EventKind::Fired, 4, min));
+        assert!(w.exhausted(EventKind::Fired, 5, min));
+        assert!(w.exhausted(EventKind::Repeated, 1, min * 60));
+        assert!(!w.exhausted(EventKind::Resolved, 1_000, min * 60 * 23));
+        assert!(w.exhausted(EventKind::Resolved, 1, min * 60 * 24));
+    }
 }

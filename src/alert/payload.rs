@@ -194,6 +194,10 @@ pub fn summary(n: &Notification) -> String {
             "RESOLVED {}: {who} vanished (no longer reported by its source)",
             inc.rule
         ),
+        (EventKind::Resolved, Some(super::Resolution::RuleRemoved)) => format!(
+            "RESOLVED {}: {who}: the rule was removed from lagwatch's config",
+            inc.rule
+        ),
         (EventKind::Resolved, _) => format!(
             "RESOLVED {}: {who}: {}",
             inc.rule,

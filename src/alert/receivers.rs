@@ -180,6 +180,9 @@ pub(crate) fn slack(n: &Notification, ctx: &RenderContext, blocks: bool) -> Valu
         Some(super::Resolution::ConsumerVanished) => {
             "vanished (no longer reported by its source)".to_string()
         }
+        Some(super::Resolution::RuleRemoved) => {
+            "the rule was removed from lagwatch's config".to_string()
+        }
         _ => slack_escape(&inc.condition.describe(o)),
     };
     let link = payload::dashboard_link(n, ctx);

@@ -13,7 +13,9 @@ use super::Observation;
 use crate::model::{Status, System};
 
 /// PagerDuty's four severities; also the `severity` label for Alertmanager.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Default, serde::Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -92,7 +94,7 @@ impl ConditionKind {
 }
 
 /// A rule's condition with the threshold it compares against.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Condition {
     LagMessagesAbove(f64),
     LagSecondsAbove(f64),

@@ -800,8 +800,10 @@ fn an_unknown_receiver_is_refused_and_each_notifier_owns_its_metrics() {
     // Each notifier registers its metrics on a registry of its own: two never
     // clash (tests and the demo build several in one process).
     let good = config_with_rules(LAG_RULE);
-    let a = Notifier::new(&good).expect("a notifier");
-    let b = Notifier::new(&good).expect("another");
+    let a = Notifier::new(&good, crate::state::StateStore::open(None).0, Vec::new())
+        .expect("a notifier");
+    let b =
+        Notifier::new(&good, crate::state::StateStore::open(None).0, Vec::new()).expect("another");
     assert!(!a.registry().gather().is_empty());
     assert!(!b.registry().gather().is_empty());
 }

@@ -8,7 +8,10 @@ use crate::history::{KeyHistory, Point};
 use crate::model::Millis;
 
 /// How a time lag was obtained, best first (derives `Ord` for "worst of").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum TimeLagQuality {
     /// Caught up (0 s), or the broker's own timestamp of the oldest unconsumed
     /// message: no estimate involved.
@@ -36,7 +39,7 @@ impl TimeLagQuality {
 
 /// The age of the oldest unconsumed message: the best estimate, how it was
 /// obtained, and the bounds the truth is certainly within.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimeLag {
     quality: TimeLagQuality,
     /// Best estimate in seconds; None when Unknown.

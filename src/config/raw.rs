@@ -50,6 +50,8 @@ pub(crate) struct Config {
     #[serde(default)]
     pub alerts: Alerts,
     #[serde(default)]
+    pub state: State,
+    #[serde(default)]
     pub sources: Vec<Source>,
 }
 
@@ -533,6 +535,10 @@ pub(crate) struct AlertDefaults {
     pub retry_backoff_max: Seconds,
     #[serde(default = "default_flush_timeout")]
     pub flush_timeout: Seconds,
+    #[serde(default = "default_retry_max_attempts")]
+    pub retry_max_attempts: u32,
+    #[serde(default = "default_retry_max_age")]
+    pub retry_max_age: Seconds,
 }
 
 impl Default for AlertDefaults {
@@ -546,6 +552,8 @@ impl Default for AlertDefaults {
             retry_backoff: default_retry_backoff(),
             retry_backoff_max: default_retry_backoff_max(),
             flush_timeout: default_flush_timeout(),
+            retry_max_attempts: default_retry_max_attempts(),
+            retry_max_age: default_retry_max_age(),
         }
     }
 }
@@ -577,6 +585,19 @@ fn default_retry_backoff_max() -> Seconds {
 fn default_flush_timeout() -> Seconds {
     // Inside lagwatch's default shutdown_timeout (20 s).
     Seconds::from_secs(10)
+}
+fn default_retry_max_attempts() -> u32 {
+    crate::alert::DEFAULT_RETRY_MAX_ATTEMPTS
+}
+fn default_retry_max_age() -> Seconds {
+    Seconds::from_duration(crate::alert::DEFAULT_RETRY_MAX_AGE)
+}
+
+/// `state:`: where lagwatch keeps what must survive a restart.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct State {
+    pub path: Option<String>,
 }
 
 /// One place notifications go. Exactly one of the kind keys is set.

@@ -28,6 +28,9 @@ pub struct Settings {
     pub analysis: crate::analysis::Settings,
     pub recommend: crate::recommend::Resolver,
     pub alerts: crate::alert::AlertSettings,
+    /// The state file (open incidents, undelivered notifications, dead
+    /// letters); None: nothing survives a restart.
+    pub state_path: Option<std::path::PathBuf>,
     /// At least one, names unique.
     pub sources: Vec<SourceSettings>,
 }

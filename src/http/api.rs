@@ -545,6 +545,34 @@ pub async fn group(
     .into_response())
 }
 
+/// `/api/v1/dead_letters`: notifications given up on, newest last (at most
+/// [`crate::state::MAX_DEAD_LETTERS`]; kept in the state file when there is one).
+pub async fn dead_letters(State(state): State<AppState>) -> Response {
+    let letters: Vec<serde_json::Value> = state
+        .state
+        .dead_letters()
+        .iter()
+        .map(|d| {
+            let n = &d.notification;
+            serde_json::json!({
+                "receiver": d.receiver,
+                "event": n.kind.event_type(),
+                "event_id": n.event_id.to_string(),
+                "incident": n.incident.id.to_string(),
+                "rule": &*n.incident.rule,
+                "source": n.incident.group().source.as_str(),
+                "group": &*n.incident.group().group,
+                "reason": d.reason,
+                "detail": d.detail,
+                "attempts": d.attempts,
+                "first_attempt": d.first_attempt.map(rfc3339),
+                "given_up_at": rfc3339(d.given_up_at),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "dead_letters": letters })).into_response()
+}
+
 /// Unknown paths under /api answer JSON, not the plain-text 404.
 pub async fn not_found() -> ApiError {
     ApiError::new(

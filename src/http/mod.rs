@@ -32,6 +32,8 @@ pub struct AppState {
     pub live_metrics: Vec<Registry>,
     /// The process's liveness (see [`crate::health`]).
     pub health: Arc<crate::health::Health>,
+    /// Dead letters for the API.
+    pub state: Arc<crate::state::StateStore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -57,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/sources", get(api::sources))
         .route("/api/v1/groups", get(api::groups))
         .route("/api/v1/groups/{source}/{group}", get(api::group))
+        .route("/api/v1/dead_letters", get(api::dead_letters))
         .route("/api", any(api::not_found))
         .route("/api/{*rest}", any(api::not_found))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

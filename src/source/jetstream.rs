@@ -31,6 +31,9 @@ use crate::model::{
     Sample, SourceId, StreamState,
 };
 
+/// Entries of one paged list (streams, or one stream's consumers) read at most.
+const MAX_LIST_ITEMS: usize = 100_000;
+
 /// The consumer name ephemeral consumers of a stream are folded into.
 pub const EPHEMERAL_NAME: &str = "_ephemeral";
 
@@ -226,12 +229,17 @@ impl JetstreamPoller {
                 message: format!("{subject}: unexpected list answer: {e}"),
             })?;
             let got = page.items(field);
-            missing.extend(page.missing);
+            missing.extend(page.missing.into_iter().take(MAX_LIST_ITEMS));
             let n = got.len();
             items.extend(got);
             // Stop on an empty page too: a server that miscounts `total` must not
-            // keep us looping.
+            // keep us looping; and at a bound no real account reaches.
             if n == 0 || items.len() as u64 >= page.total {
+                break;
+            }
+            if items.len() >= MAX_LIST_ITEMS {
+                tracing::warn!(source = %self.id, subject, items = items.len(), total = page.total, "list longer than lagwatch reads; the rest is left out");
+                items.truncate(MAX_LIST_ITEMS);
                 break;
             }
         }
@@ -584,16 +592,17 @@ impl JetstreamPoller {
 /// Folds one ephemeral consumer into the stream's aggregate: lags and counts add
 /// up; the consumed position is the oldest (the furthest behind).
 fn merge(mut acc: Sample, s: &Sample) -> Sample {
-    acc.lag += s.lag;
+    acc.lag = acc.lag.saturating_add(s.lag);
     acc.committed = match (acc.committed, s.committed) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
     if let (Some(a), Some(b)) = (acc.jetstream.as_mut(), s.jetstream.as_ref()) {
-        a.num_pending += b.num_pending;
-        a.num_ack_pending += b.num_ack_pending;
-        a.num_redelivered += b.num_redelivered;
-        a.num_waiting += b.num_waiting;
+        // Counts from the server: saturate rather than wrap (or panic).
+        a.num_pending = a.num_pending.saturating_add(b.num_pending);
+        a.num_ack_pending = a.num_ack_pending.saturating_add(b.num_ack_pending);
+        a.num_redelivered = a.num_redelivered.saturating_add(b.num_redelivered);
+        a.num_waiting = a.num_waiting.saturating_add(b.num_waiting);
         a.delivered_stream_seq = a.delivered_stream_seq.min(b.delivered_stream_seq);
         a.ack_floor_stream_seq = a.ack_floor_stream_seq.min(b.ack_floor_stream_seq);
         a.push_bound |= b.push_bound;

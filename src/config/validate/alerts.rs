@@ -44,6 +44,10 @@ pub(super) fn settings(a: &raw::Alerts, at: &At, p: &mut Problems) -> Option<Ale
     if d.queue_capacity == 0 {
         p.push(&dat.key("queue_capacity"), "must be at least 1");
     }
+    if d.retry_max_attempts == 0 {
+        p.push(&dat.key("retry_max_attempts"), "must be at least 1");
+    }
+    positive(p, &dat.key("retry_max_age"), d.retry_max_age);
     let mut names = HashSet::new();
     let mut receivers = Vec::with_capacity(a.receivers.len());
     for (i, r) in a.receivers.iter().enumerate() {
@@ -81,6 +85,8 @@ pub(super) fn settings(a: &raw::Alerts, at: &At, p: &mut Problems) -> Option<Ale
         retry_backoff: d.retry_backoff.get(),
         retry_backoff_max: d.retry_backoff_max.get(),
         flush_timeout: d.flush_timeout.get(),
+        retry_max_attempts: d.retry_max_attempts,
+        retry_max_age: d.retry_max_age.get(),
     })
 }
 

@@ -34,6 +34,27 @@ pub(crate) fn settings(raw: &Config, hostname: Option<&str>, p: &mut Problems) -
     if let (Some(a), Some(srcs)) = (&analysis, &sources) {
         rates_possible(raw, a, srcs, p);
     }
+    // Notifications are flushed inside the shutdown: a flush allowed longer
+    // than the whole shutdown would be cut short without anyone knowing.
+    if raw.alerts.defaults.flush_timeout >= raw.shutdown_timeout {
+        p.push(
+            &root.key("alerts").key("defaults").key("flush_timeout"),
+            format!(
+                "must be shorter than shutdown_timeout ({} >= {}): the flush runs inside the shutdown",
+                raw.alerts.defaults.flush_timeout, raw.shutdown_timeout
+            ),
+        );
+    }
+    let state_path = match raw.state.path.as_deref() {
+        Some("") => {
+            p.push(
+                &root.key("state").key("path"),
+                "must not be empty; leave it out to keep no state",
+            );
+            None
+        }
+        other => other.map(std::path::PathBuf::from),
+    };
     if p.len() > before {
         return None;
     }
@@ -47,6 +68,7 @@ pub(crate) fn settings(raw: &Config, hostname: Option<&str>, p: &mut Problems) -
         recommend: recommend?,
         alerts: alerts?,
         sources: sources?,
+        state_path,
     })
 }
 

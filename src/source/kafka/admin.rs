@@ -582,6 +582,145 @@ unsafe fn members_of(d: *const rd::rd_kafka_ConsumerGroupDescription_t) -> Vec<M
     }
 }
 
+/// One group as the classic DescribeGroups (`rd_kafka_list_groups`) answered,
+/// copied out with every string read lossily (rdkafka's own accessors panic on
+/// a name that is not UTF-8) and every size bounded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassicGroup {
+    pub name: String,
+    pub state: String,
+    pub members: Vec<ClassicMember>,
+    /// Members left out past [`MAX_CLASSIC_MEMBERS`], or assignments past
+    /// [`MAX_ASSIGNMENT_BYTES`]: the caller counts them as decode errors.
+    pub skipped: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassicMember {
+    pub id: String,
+    pub client_id: String,
+    pub host: String,
+    /// The member assignment bytes (None: none, or over the bound).
+    pub assignment: Option<Vec<u8>>,
+}
+
+/// Members read per group: a consumer group larger than this is not one.
+pub const MAX_CLASSIC_MEMBERS: usize = 10_000;
+/// Assignment bytes read per member (a 1 MiB assignment already names ~100,000
+/// partitions); a larger one is skipped, not decoded.
+pub const MAX_ASSIGNMENT_BYTES: usize = 1024 * 1024;
+
+/// Frees the list on every path.
+struct ClassicList(*const rd::rd_kafka_group_list);
+
+impl Drop for ClassicList {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: the list came from rd_kafka_list_groups and is freed once.
+            unsafe { rd::rd_kafka_group_list_destroy(self.0) }
+        }
+    }
+}
+
+impl Admin<'_> {
+    /// The classic DescribeGroups of every group (or of `group`), as
+    /// `rd_kafka_list_groups` gathers it from every broker, within the call's
+    /// timeout.
+    pub fn classic_groups(&self, group: Option<&str>) -> Result<Vec<ClassicGroup>, AdminError> {
+        let name = group.map(CString::new).transpose().map_err(|_| {
+            AdminError::new(RDKafkaErrorCode::InvalidArgument, "group name with NUL")
+        })?;
+        let mut list: *const rd::rd_kafka_group_list = std::ptr::null();
+        let ms = c_int::try_from(self.call_timeout().as_millis()).unwrap_or(c_int::MAX);
+        // SAFETY: rk is alive (borrowed client); `name` outlives the call;
+        // librdkafka allocates the list, freed by the guard below.
+        let err = unsafe {
+            rd::rd_kafka_list_groups(
+                self.rk.as_ptr(),
+                name.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
+                &mut list,
+                ms,
+            )
+        };
+        let list = ClassicList(list);
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            return Err(AdminError::new(err.into(), "classic DescribeGroups"));
+        }
+        if list.0.is_null() {
+            return Ok(Vec::new());
+        }
+        // SAFETY: the list and everything it points to live until the guard
+        // drops, after this copy.
+        Ok(unsafe { classic_copy(&*list.0) })
+    }
+}
+
+/// Copies a classic group list out, bounded.
+///
+/// # Safety
+/// `l` and its arrays are valid for the call.
+unsafe fn classic_copy(l: &rd::rd_kafka_group_list) -> Vec<ClassicGroup> {
+    let count = usize::try_from(l.group_cnt).unwrap_or(0);
+    if l.groups.is_null() || count == 0 {
+        return Vec::new();
+    }
+    // SAFETY: `groups` holds `group_cnt` entries (librdkafka's contract).
+    let groups = unsafe { std::slice::from_raw_parts(l.groups, count) };
+    groups
+        .iter()
+        .map(|g| {
+            let members_cnt = usize::try_from(g.member_cnt).unwrap_or(0);
+            let mut skipped =
+                u32::try_from(members_cnt.saturating_sub(MAX_CLASSIC_MEMBERS)).unwrap_or(u32::MAX);
+            let members: &[rd::rd_kafka_group_member_info] = if g.members.is_null() {
+                &[]
+            } else {
+                // SAFETY: `members` holds `member_cnt` entries.
+                unsafe { std::slice::from_raw_parts(g.members, members_cnt) }
+            };
+            let members = members
+                .iter()
+                .take(MAX_CLASSIC_MEMBERS)
+                .map(|m| {
+                    let size = usize::try_from(m.member_assignment_size).unwrap_or(0);
+                    let assignment = if m.member_assignment.is_null() || size == 0 {
+                        None
+                    } else if size > MAX_ASSIGNMENT_BYTES {
+                        skipped = skipped.saturating_add(1);
+                        None
+                    } else {
+                        // SAFETY: `member_assignment` holds `size` bytes.
+                        Some(
+                            unsafe {
+                                std::slice::from_raw_parts(m.member_assignment.cast::<u8>(), size)
+                            }
+                            .to_vec(),
+                        )
+                    };
+                    // SAFETY: NUL-terminated strings owned by the list, or null.
+                    unsafe {
+                        ClassicMember {
+                            id: string(m.member_id).unwrap_or_default(),
+                            client_id: string(m.client_id).unwrap_or_default(),
+                            host: string(m.client_host).unwrap_or_default(),
+                            assignment,
+                        }
+                    }
+                })
+                .collect();
+            // SAFETY: as above.
+            unsafe {
+                ClassicGroup {
+                    name: string(g.group).unwrap_or_default(),
+                    state: string(g.state).unwrap_or_default(),
+                    members,
+                    skipped,
+                }
+            }
+        })
+        .collect()
+}
+
 /// Each topic's config entries (name -> value), or its error.
 pub type TopicConfigs = HashMap<String, Result<HashMap<String, String>, AdminError>>;
 

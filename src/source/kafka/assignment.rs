@@ -1,8 +1,17 @@
 //! Decoding of the classic consumer protocol's member assignment bytes
 //! (ConsumerProtocolAssignment: version, [topic, [partition]], user data), as
-//! DescribeGroups returns them. Pure and defensive: bad bytes give None.
+//! DescribeGroups returns them. They come from a group leader's client: outside
+//! input. Pure and defensive: bad bytes give None, and so do sizes past the
+//! bounds below (a 1 MB assignment of long topic names would otherwise expand
+//! to gigabytes of copies).
 
-/// The (topic, partition) pairs of one assignment, sorted; None if malformed.
+/// Kafka refuses topic names longer than this.
+pub const MAX_TOPIC_NAME: usize = 249;
+/// (topic, partition) pairs one member may be assigned.
+pub const MAX_ASSIGNED: usize = 100_000;
+
+/// The (topic, partition) pairs of one assignment, sorted; None if malformed
+/// or past the bounds.
 pub fn decode(bytes: &[u8]) -> Option<Vec<(String, i32)>> {
     if bytes.is_empty() {
         return Some(Vec::new());
@@ -13,9 +22,15 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<(String, i32)>> {
     let mut out = Vec::new();
     for _ in 0..topics.max(0) {
         let len = usize::try_from(r.i16()?).ok()?;
+        if len > MAX_TOPIC_NAME {
+            return None;
+        }
         let topic = String::from_utf8(r.take(len)?.to_vec()).ok()?;
-        let n = r.i32()?;
-        for _ in 0..n.max(0) {
+        let n = usize::try_from(r.i32()?).unwrap_or(0);
+        if out.len().saturating_add(n) > MAX_ASSIGNED {
+            return None;
+        }
+        for _ in 0..n {
             out.push((topic.clone(), r.i32()?));
         }
     }
@@ -78,5 +93,23 @@ mod tests {
         for cut in 1..bytes.len() - 4 {
             assert_eq!(decode(&bytes[..cut]), None, "cut at {cut}");
         }
+    }
+
+    #[test]
+    fn hostile_sizes_are_refused_not_expanded() {
+        // A topic name longer than Kafka allows.
+        let long = "t".repeat(MAX_TOPIC_NAME + 1);
+        assert_eq!(decode(&encode(&[(&long, &[0])])), None);
+        // A partition count claiming more than the bound (the bytes need not
+        // even be there: refused before any copy).
+        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 1, b'x'];
+        b.extend(i32::MAX.to_be_bytes());
+        assert_eq!(decode(&b), None);
+        // The most partitions allowed still decode.
+        let many: Vec<i32> = (0..i32::try_from(MAX_ASSIGNED).unwrap_or(0)).collect();
+        assert_eq!(
+            decode(&encode(&[("x", &many)])).map(|v| v.len()),
+            Some(MAX_ASSIGNED)
+        );
     }
 }

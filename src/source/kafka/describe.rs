@@ -14,10 +14,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::admin::{AdminError, GroupDescription, MemberDescription};
+use super::admin::{AdminError, ClassicGroup, GroupDescription, MemberDescription};
 use super::assignment;
 use super::list_groups::Listed;
 use super::metadata::Topics;
@@ -181,19 +180,21 @@ impl Poll<'_> {
         &mut self,
         wanted: &[String],
     ) -> Result<HashMap<String, GroupDescription>, KafkaError> {
-        let timeout = self
-            .plan
+        self.plan
             .step("DescribeGroups")
             .map_err(|_| KafkaError::GroupListFetch(RDKafkaErrorCode::OperationTimedOut))?;
-        let list = self.client.fetch_group_list(None, timeout)?;
+        let list = self
+            .admin
+            .classic_groups(None)
+            .map_err(|e| KafkaError::GroupListFetch(e.code))?;
         let wanted: HashSet<&str> = wanted.iter().map(String::as_str).collect();
         let mut out = HashMap::with_capacity(wanted.len());
-        for info in list.groups() {
-            if !wanted.contains(info.name()) {
+        for info in &list {
+            if !wanted.contains(info.name.as_str()) {
                 continue;
             }
             if let Some(d) = classic_description(info, &mut self.partial) {
-                out.insert(info.name().to_string(), d);
+                out.insert(info.name.clone(), d);
             }
         }
         Ok(out)
@@ -212,18 +213,18 @@ impl Poll<'_> {
             .take(CLASSIC_DESCRIBE_MAX)
             .collect();
         for group in suspicious {
-            let Ok(timeout) = self.plan.step("DescribeGroups") else {
+            if self.plan.step("DescribeGroups").is_err() {
                 return;
-            };
-            let list = match self.client.fetch_group_list(Some(&group), timeout) {
+            }
+            let list = match self.admin.classic_groups(Some(&group)) {
                 Ok(l) => l,
                 Err(e) => {
                     self.count(ErrorKind::DescribeGroups, 1);
-                    tracing::debug!(source = %self.plan.source, group, error = %e, "classic DescribeGroups failed");
+                    tracing::debug!(source = %self.plan.source, group = %crate::telemetry::Escaped(&group), error = %e, "classic DescribeGroups failed");
                     continue;
                 }
             };
-            let Some(info) = list.groups().iter().find(|g| g.name() == group) else {
+            let Some(info) = list.iter().find(|g| g.name == group) else {
                 continue;
             };
             if let Some(d) = classic_description(info, &mut self.partial) {
@@ -266,14 +267,14 @@ fn members(described: Vec<MemberDescription>, topics: &Topics) -> Vec<MemberAssi
 
 /// A classic DescribeGroups answer as a description; None when it has no state
 /// or says "Dead" (unknown to the classic coordinator, e.g. a KIP-848 group).
-fn classic_description(
-    info: &rdkafka::groups::GroupInfo,
-    partial: &mut Partial,
-) -> Option<GroupDescription> {
-    let state = Some(info.state().to_string()).filter(|s| !s.is_empty() && s != "Dead")?;
-    let mut members = Vec::with_capacity(info.members().len());
-    for m in info.members() {
-        let assignment = match m.assignment().map(assignment::decode) {
+fn classic_description(info: &ClassicGroup, partial: &mut Partial) -> Option<GroupDescription> {
+    let state = Some(info.state.clone()).filter(|s| !s.is_empty() && s != "Dead")?;
+    if info.skipped > 0 {
+        count(partial, ErrorKind::Decode, u64::from(info.skipped));
+    }
+    let mut members = Vec::with_capacity(info.members.len());
+    for m in &info.members {
+        let assignment = match m.assignment.as_deref().map(assignment::decode) {
             Some(Some(a)) => a,
             Some(None) => {
                 count(partial, ErrorKind::Decode, 1);
@@ -282,9 +283,9 @@ fn classic_description(
             None => Vec::new(),
         };
         members.push(MemberDescription {
-            member_id: m.id().to_string(),
-            client_id: m.client_id().to_string(),
-            host: m.client_host().to_string(),
+            member_id: m.id.clone(),
+            client_id: m.client_id.clone(),
+            host: m.host.clone(),
             group_instance_id: None,
             assignment,
         });
