@@ -285,6 +285,7 @@ fn main() {
         metrics: SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("metrics: {e}")),
         gone_after: std::collections::HashMap::new(),
         health: None,
+        state: None,
     });
 
     // Feed POLLS polls of each source, 30 s apart in synthetic time, through
@@ -387,6 +388,7 @@ fn main() {
         api_token: None,
         live_metrics: Vec::new(),
         health: lagwatch::health::Health::new(std::time::Duration::from_secs(3600)),
+        state: lagwatch::state::StateStore::open(None).0,
     });
     runtime.spawn(lagwatch::http::serve(listener, app, std::future::pending()));
     let url = format!("http://{addr}/metrics");

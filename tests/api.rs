@@ -204,6 +204,7 @@ async fn responses_match_the_openapi_document() {
         "/api/v1/sources",
         "/api/v1/groups",
         "/api/v1/groups/{source}/{group}",
+        "/api/v1/dead_letters",
     ] {
         assert!(
             doc["paths"][path]["get"].is_mapping(),
@@ -222,4 +223,7 @@ async fn responses_match_the_openapi_document() {
     check("TimeLag", &v["group"]["lag_seconds"]);
     let (_, v) = get(&d, "/api/v1/groups?sort=bogus", None).await;
     check("Error", &v);
+    let (status, v) = get(&d, "/api/v1/dead_letters", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["dead_letters"], serde_json::json!([]));
 }

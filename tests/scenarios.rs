@@ -397,12 +397,12 @@ sources:
     assert!(r["message"].as_str().unwrap().contains("partition"), "{r}");
 
     // Add the recommended consumers: the wide group drains at about
-    // 4 x 15 - 40 = 20/s once they have joined; give it half that speed, plus a
-    // minute for the rebalance, on a loaded machine.
+    // 4 x 15 - 40 = 20/s once they have joined; give it half that speed, plus
+    // two minutes for the rebalance of four members, on a loaded machine.
     let backlog = api_group(&daemon, &g_wide)
         .and_then(|v| v["group"]["lag"].as_u64())
         .unwrap_or(0);
-    let drain_deadline = Duration::from_secs(60 + backlog / 10);
+    let drain_deadline = Duration::from_secs(120 + backlog / 10);
     for _ in 0..3 {
         threads.push(consumer(
             b.clone(),
@@ -412,10 +412,21 @@ sources:
             stop_wide.clone(),
         ));
     }
-    common::wait_until("the wide group to drain", drain_deadline, || {
-        api_group(&daemon, &g_wide)
+    let start = Instant::now();
+    loop {
+        let v = api_group(&daemon, &g_wide);
+        if v.as_ref()
             .is_some_and(|v| v["group"]["lag"].as_u64().unwrap_or(u64::MAX) < 40)
-    });
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < drain_deadline,
+            "the wide group did not drain within {drain_deadline:?} (backlog {backlog}): {}",
+            v.map(|v| v.to_string()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Less traffic now: one consumer would do, but scale-in waits for the lag to
     // stay near zero for scale_in_after (8 s).
     wide_rate.store(8, Ordering::Relaxed);

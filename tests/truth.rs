@@ -19,59 +19,6 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer, stream};
 use common::truth::*;
 use common::{Daemon, Nats, Tansu};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
-
-/// Commits `offset` for partition 0 of `topic` as `group`, the way
-/// `kafka-consumer-groups --reset-offsets` does: from a client that never joins
-/// the group (which has no active member).
-fn commit_as_admin(bootstrap: &str, group: &str, topic: &str, offset: i64) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match c.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => return,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("admin commit {offset} failed (will retry): {e}");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => panic!("admin commit of {offset} for {group} failed: {e}"),
-        }
-    }
-}
-
-/// Writes exactly `n` records to partition 0, one at a time, and records when
-/// each was written.
-fn write_records(bootstrap: &str, topic: &str, n: usize, written: &Written) {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    let rt = runtime();
-    for i in 0..n {
-        let payload = format!("r{i}");
-        let record = FutureRecord::<(), _>::to(topic)
-            .partition(0)
-            .payload(&payload);
-        let delivery = rt
-            .block_on(p.send(record, Duration::from_secs(10)))
-            .map_err(|(e, _)| e)
-            .unwrap();
-        written.push(delivery.offset, now_s());
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

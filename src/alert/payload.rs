@@ -56,7 +56,7 @@ pub struct EventData {
     pub pending_since: String,
     pub started_at: String,
     pub resolved_at: Option<String>,
-    /// `condition_cleared` or `consumer_vanished` on LagAlertResolved; else null.
+    /// `condition_cleared`, `consumer_vanished` or `rule_removed` on LagAlertResolved; else null.
     pub resolution: Option<&'static str>,
     pub dashboard_url: Option<String>,
 }

@@ -44,6 +44,7 @@ alerts:
     for: {alert_for}
     resolve_after: {resolve}
     repeat_interval: 1h
+    flush_timeout: 2s
   receivers:
     - name: terminal
       log: {{}}

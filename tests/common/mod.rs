@@ -12,6 +12,8 @@
     reason = "each test binary uses a different subset of helpers"
 )]
 
+pub mod capture;
+pub mod proxy;
 pub mod truth;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -134,6 +136,16 @@ impl Managed {
     fn running(&mut self) -> bool {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
+    /// Sends a signal (`STOP`, `CONT`, ...) with kill(1).
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill")
+                .args([&format!("-{sig}"), &c.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "kill -{sig} {} failed", c.id());
+        }
+    }
 }
 
 impl Drop for Managed {
@@ -145,6 +157,8 @@ impl Drop for Managed {
 /// A tansu Kafka-protocol broker with in-memory storage on a free port.
 pub struct Tansu {
     pub port: u16,
+    /// The port clients are told to use (the broker's own, or a proxy's).
+    pub advertised: u16,
     proc: Managed,
     dir: tempfile::TempDir,
 }
@@ -153,13 +167,33 @@ impl Tansu {
     pub fn start() -> Tansu {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
-        let proc = Self::launch(port, dir.path());
-        Tansu { port, proc, dir }
+        let proc = Self::launch(port, port, dir.path());
+        Tansu {
+            port,
+            advertised: port,
+            proc,
+            dir,
+        }
     }
 
-    fn launch(port: u16, dir: &Path) -> Managed {
+    /// A tansu that tells clients to connect to `advertised` (a proxy in
+    /// front of it, see [`proxy`]) instead of its own port.
+    pub fn start_behind(advertised: u16) -> Tansu {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let proc = Self::launch(port, advertised, dir.path());
+        Tansu {
+            port,
+            advertised,
+            proc,
+            dir,
+        }
+    }
+
+    fn launch(port: u16, advertised: u16, dir: &Path) -> Managed {
         let bin = require_binary("tansu");
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = format!("tcp://127.0.0.1:{advertised}");
         let log = std::fs::File::create(dir.join("tansu.log")).expect("log file");
         let proc = Managed::spawn(
             Command::new(bin)
@@ -169,7 +203,7 @@ impl Tansu {
                     "--listener-url",
                     &url,
                     "--advertised-listener-url",
-                    &url,
+                    &advertised_url,
                     "--storage-engine",
                     "memory://tansu/",
                 ])
@@ -187,7 +221,7 @@ impl Tansu {
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised)
     }
 
     /// The broker's process id (for /proc readings in benchmarks).
@@ -203,7 +237,17 @@ impl Tansu {
     /// Starts a fresh broker on the same port.
     pub fn restart(&mut self) {
         self.proc.kill();
-        self.proc = Self::launch(self.port, self.dir.path());
+        self.proc = Self::launch(self.port, self.advertised, self.dir.path());
+    }
+
+    /// SIGSTOP: the broker holds its connections open and answers nothing.
+    pub fn pause(&self) {
+        self.proc.signal("STOP");
+    }
+
+    /// SIGCONT after [`Tansu::pause`].
+    pub fn resume(&self) {
+        self.proc.signal("CONT");
     }
 
     pub fn running(&mut self) -> bool {
@@ -325,6 +369,16 @@ impl Nats {
         self.proc.kill();
         self.proc = Self::launch(self.port, self.monitor_port, self.dir.path(), &self.extra);
     }
+
+    /// SIGSTOP: the server holds its connections open and answers nothing.
+    pub fn pause(&self) {
+        self.proc.signal("STOP");
+    }
+
+    /// SIGCONT after [`Nats::pause`].
+    pub fn resume(&self) {
+        self.proc.signal("CONT");
+    }
 }
 
 /// The lagwatch binary under test, with a config written to a temp dir.
@@ -339,12 +393,19 @@ impl Daemon {
     /// Starts `lagwatch run` with `config` (YAML text; `http.listen` should be
     /// 127.0.0.1:0) and waits for its "listening on" line.
     pub fn start(config: &str) -> Daemon {
+        Self::start_with_env(config, &[])
+    }
+
+    /// As [`Daemon::start`], with extra environment variables (e.g.
+    /// `LAGWATCH_FAULT`, see src/fault.rs).
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("lagwatch.yaml");
         std::fs::write(&path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
             .args(["run", "--config"])
             .arg(&path)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,lagwatch=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -422,6 +483,14 @@ impl Daemon {
         );
     }
 
+    /// SIGKILL: no shutdown, no flush, no final state write.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status (None if it had to be killed).
     pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
@@ -497,15 +566,23 @@ pub struct Alertmanager {
 
 impl Alertmanager {
     pub fn start() -> Alertmanager {
+        Self::start_with("route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n")
+    }
+
+    /// An Alertmanager that sends every notification group to the webhook
+    /// `url`, grouping by alert name, source and group, within about a second.
+    pub fn start_routing_to(url: &str) -> Alertmanager {
+        Self::start_with(&format!(
+            "route:\n  receiver: hook\n  group_by: [alertname, source, group]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: \"{url}\"\n        send_resolved: true\n"
+        ))
+    }
+
+    fn start_with(config_text: &str) -> Alertmanager {
         let bin = require_binary("prometheus-alertmanager");
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            "route:\n  receiver: \"null\"\nreceivers:\n  - name: \"null\"\n",
-        )
-        .expect("write alertmanager config");
+        std::fs::write(&config, config_text).expect("write alertmanager config");
         let log = std::fs::File::create(dir.path().join("alertmanager.log")).expect("log file");
         let proc = Managed::spawn(
             Command::new(bin)

@@ -36,7 +36,7 @@ pub(crate) fn settings(raw: &Config, hostname: Option<&str>, p: &mut Problems) -
     }
     // Notifications are flushed inside the shutdown: a flush allowed longer
     // than the whole shutdown would be cut short without anyone knowing.
-    if raw.alerts.defaults.flush_timeout >= raw.shutdown_timeout {
+    if !raw.alerts.rules.is_empty() && raw.alerts.defaults.flush_timeout >= raw.shutdown_timeout {
         p.push(
             &root.key("alerts").key("defaults").key("flush_timeout"),
             format!(
