@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::runtime;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,14 +42,6 @@ struct Harness {
     epoch: Millis,
     /// Queues and dead letters (and the file, when started with a path).
     state: Arc<lagwatch::state::StateStore>,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 impl Harness {

@@ -20,22 +20,18 @@
 
 mod common;
 
+use common::runtime;
+
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream;
 use common::capture::Capture;
 use common::proxy::{KafkaProxy, OFFSET_FETCH};
-use common::truth::{commit_as_admin, metric, name, write_records, Written};
+use common::truth::{
+    commit_as_admin, metric, name, stream_with_idle_consumer, write_records, Written,
+};
 use common::{Alertmanager, Daemon, Nats, Tansu};
 use serde_json::Value;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// A Kafka source `k` polled every second with a 1 s request timeout, plus
 /// `extra` (more top-level sections).
@@ -160,27 +156,7 @@ fn a_paused_nats_server_is_down_within_a_poll_stale_meanwhile_and_back() {
     let stream_name = name("PAUSED").replace('-', "_");
     rt.block_on(async {
         let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        let s = js
-            .create_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{stream_name}.>")],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        s.create_consumer(consumer::pull::Config {
-            durable_name: Some("slow".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        for i in 0..7 {
-            js.publish(format!("{stream_name}.e"), format!("e{i}").into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
+        stream_with_idle_consumer(&js, &stream_name, "slow", 7, &Written::new(1)).await;
     });
     let daemon = Daemon::start(&format!(
         "http:\n  listen: 127.0.0.1:0\nshutdown_timeout: 3s\nsources:\n  - name: nats\n    jetstream:\n      servers: [\"{}\"]\n      poll_interval: 1s\n      request_timeout: 1s\n",

@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::runtime;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,14 +21,6 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer, stream};
 use common::truth::*;
 use common::{Daemon, Nats, Tansu};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[test]
 fn a_group_that_never_committed_three_of_four_partitions_has_the_time_lag_of_the_fourth() {
@@ -267,29 +261,7 @@ fn a_consumer_stuck_on_an_idle_topic_gets_an_exact_time_lag_that_grows_with_the_
     let js_written = Written::new(1);
     rt.block_on(async {
         let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
-        let s = js
-            .create_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{stream_name}.>")],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        s.create_consumer(consumer::pull::Config {
-            durable_name: Some("stuck".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        for i in 0..10 {
-            let ack = js
-                .publish(format!("{stream_name}.e"), format!("e{i}").into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-            js_written.push(i64::try_from(ack.sequence).unwrap(), now_s());
-        }
+        let s = stream_with_idle_consumer(&js, &stream_name, "stuck", 10, &js_written).await;
         // Ack the first three: the consumer is stuck at sequence 4.
         let c: consumer::PullConsumer = s.get_consumer("stuck").await.unwrap();
         let mut msgs = c.fetch().max_messages(3).messages().await.unwrap();
@@ -783,27 +755,7 @@ fn refused_timestamp_reads_leave_the_time_lag_bounded_and_the_polls_on_time() {
                 .await
                 .unwrap();
         let js = jetstream::new(client);
-        let s = js
-            .create_stream(stream::Config {
-                name: stream_name.clone(),
-                subjects: vec![format!("{stream_name}.>")],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        s.create_consumer(consumer::pull::Config {
-            durable_name: Some("stuck".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        for i in 0..10 {
-            js.publish(format!("{stream_name}.e"), format!("e{i}").into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-        }
+        stream_with_idle_consumer(&js, &stream_name, "stuck", 10, &Written::new(1)).await;
     });
     let daemon = Daemon::start(&format!(
         "http:\n  listen: 127.0.0.1:0\nshutdown_timeout: 2s\nsources:\n  - name: nats\n    jetstream:\n      servers: [\"{}\"]\n      auth:\n        user: lagwatch\n        password: lagwatch-pass\n      poll_interval: 1s\n      request_timeout: 2s\nanalysis:\n  window: 10s\n  min_span: 4s\n",

@@ -79,11 +79,21 @@ pub fn slope(
     if to - from < enough.min_samples || last.at.0 - first.at.0 < enough.min_span_ms {
         return None;
     }
-    let (x0, y0) = (first.at.0, f(first)?);
+    fit(points.range(from..to).map(|p| Some((p.at.0, f(p)?))))
+}
+
+/// The least-squares slope, per second, of (time ms, value) pairs; None if any
+/// value is missing or the times do not vary. One pass (Welford co-moments),
+/// times and values taken relative to the first pair, so epoch milliseconds and
+/// 10^12 offsets keep full precision.
+fn fit(xy: impl Iterator<Item = Option<(i64, f64)>>) -> Option<f64> {
+    let mut origin: Option<(i64, f64)> = None;
     let (mut n, mut mx, mut my, mut cxy, mut cxx) = (0.0_f64, 0.0, 0.0, 0.0, 0.0);
-    for p in points.range(from..to) {
-        let x = (p.at.0 - x0) as f64 / 1000.0;
-        let y = f(p)? - y0;
+    for pair in xy {
+        let (t, v) = pair?;
+        let (x0, y0) = *origin.get_or_insert((t, v));
+        let x = (t - x0) as f64 / 1000.0;
+        let y = v - y0;
         n += 1.0;
         let dx = x - mx;
         mx += dx / n;
@@ -295,19 +305,7 @@ fn slope_of(xy: &[(i64, f64)], enough: Enough) -> Option<f64> {
     if xy.len() < enough.min_samples || last.0 - first.0 < enough.min_span_ms {
         return None;
     }
-    let (x0, y0) = *first;
-    let (mut n, mut mx, mut my, mut cxy, mut cxx) = (0.0_f64, 0.0, 0.0, 0.0, 0.0);
-    for &(t, v) in xy {
-        let x = (t - x0) as f64 / 1000.0;
-        let y = v - y0;
-        n += 1.0;
-        let dx = x - mx;
-        mx += dx / n;
-        my += (y - my) / n;
-        cxy += dx * (y - my);
-        cxx += dx * (x - mx);
-    }
-    (cxx > 0.0).then(|| cxy / cxx)
+    fit(xy.iter().map(|&p| Some(p)))
 }
 
 fn trailing_uncommitted(points: &VecDeque<Point>, w: Window) -> usize {

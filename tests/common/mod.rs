@@ -26,6 +26,16 @@ use std::time::{Duration, Instant};
 pub const INSTALL_HINT: &str =
     "run `sudo scripts/test-env.sh` (or `scripts/test.sh`, which runs it first)";
 
+/// The tokio runtime tests drive async clients and servers on: two workers,
+/// as on the 2-core CI machine.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

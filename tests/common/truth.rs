@@ -357,6 +357,44 @@ pub fn write_records(bootstrap: &str, topic: &str, n: usize, written: &Written) 
     }
 }
 
+// ------------------------------------------------------------ JetStream by hand
+
+/// Creates stream `name` (subjects `name.>`) with a durable pull consumer
+/// `consumer` that acks nothing, then publishes `n` messages to `name.e`,
+/// recording each one's stream sequence and acknowledgement time in `written`.
+pub async fn stream_with_idle_consumer(
+    js: &jetstream::Context,
+    name: &str,
+    consumer: &str,
+    n: usize,
+    written: &Written,
+) -> stream::Stream {
+    let s = js
+        .create_stream(stream::Config {
+            name: name.to_string(),
+            subjects: vec![format!("{name}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    s.create_consumer(consumer::pull::Config {
+        durable_name: Some(consumer.into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for i in 0..n {
+        let ack = js
+            .publish(format!("{name}.e"), format!("e{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        written.push(i64::try_from(ack.sequence).unwrap(), now_s());
+    }
+    s
+}
+
 // ------------------------------------------------------------ daemon readings
 
 pub fn kafka_config(bootstrap: &str, analysis: &str) -> String {
