@@ -193,14 +193,8 @@ impl Daemon {
         let stop_notifier = CancellationToken::new();
         let mut live_metrics: Vec<_> = notifier.iter().map(|(n, _)| n.registry()).collect();
         live_metrics.push(health.registry());
-        let notifier_task = notifier.map(|(n, rx)| {
-            let alive = health.task("notifier");
-            let stop = stop_notifier.clone();
-            tokio::spawn(async move {
-                let _alive = alive;
-                n.run(rx, stop).await;
-            })
-        });
+        let notifier_task = notifier
+            .map(|(n, rx)| spawn_watched(&health, "notifier", n.run(rx, stop_notifier.clone())));
         let (tx, rx) = mpsc::channel(BATCH_QUEUE);
         let stop_sources = CancellationToken::new();
         let mut sources = tokio::task::JoinSet::new();
@@ -216,13 +210,7 @@ impl Daemon {
             ));
         }
         drop(tx);
-        let engine_task = {
-            let alive = health.task("engine");
-            tokio::spawn(async move {
-                let _alive = alive;
-                engine.run(rx).await;
-            })
-        };
+        let engine_task = spawn_watched(&health, "engine", engine.run(rx));
         let stop_http = CancellationToken::new();
         let app = http::router(http::AppState {
             snapshots,
@@ -257,6 +245,20 @@ impl Daemon {
         tasks.stop(settings.shutdown_timeout).await;
         outcome
     }
+}
+
+/// Spawns a task the health check watches: when it ends (returned or
+/// panicked), /healthz fails.
+fn spawn_watched(
+    health: &health::Health,
+    name: &'static str,
+    task: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let alive = health.task(name);
+    tokio::spawn(async move {
+        let _alive = alive;
+        task.await;
+    })
 }
 
 fn serve(
