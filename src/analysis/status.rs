@@ -212,8 +212,10 @@ impl Run<'_> {
     }
 
     /// The run's first sample is within the widest gap between its samples
-    /// (one poll interval, or a missed poll) of `start_ms`: the samples cover
-    /// the time since then.
+    /// (one poll interval, or a missed poll), plus a quarter of it for the
+    /// jitter of poll times, of `start_ms`: the samples cover the time since
+    /// then. (Without the allowance a window of exactly N polls missed its
+    /// first sample by a millisecond of jitter and read "not covered".)
     fn reaches_back_to(&self, start_ms: i64) -> bool {
         let widest = self
             .iter()
@@ -223,7 +225,7 @@ impl Run<'_> {
             .unwrap_or(0);
         self.iter()
             .next()
-            .is_some_and(|first| first.at.0 - start_ms <= widest)
+            .is_some_and(|first| first.at.0 - start_ms <= widest + widest / 4)
     }
 
     /// The lag's least-squares slope is positive by [`WARN_T_STAT`] standard
