@@ -383,14 +383,23 @@ fn main() {
     let addr = listener
         .local_addr()
         .unwrap_or_else(|e| panic!("local addr: {e}"));
-    let app = router(AppState {
-        snapshots: snapshots.clone(),
-        api_token: None,
-        live_metrics: Vec::new(),
-        health: lagwatch::health::Health::new(std::time::Duration::from_secs(3600)),
-        state: lagwatch::state::StateStore::open(None).0,
-    });
-    runtime.spawn(lagwatch::http::serve(listener, app, std::future::pending()));
+    let app = router(
+        AppState {
+            snapshots: snapshots.clone(),
+            api_token: None,
+            live_metrics: Vec::new(),
+            health: lagwatch::health::Health::new(std::time::Duration::from_secs(3600)),
+            state: lagwatch::state::StateStore::open(None).0,
+        },
+        lagwatch::config::DEFAULT_HTTP_REQUEST_TIMEOUT,
+    );
+    runtime.spawn(lagwatch::http::server::serve(
+        listener,
+        app,
+        lagwatch::http::server::Limits::default(),
+        lagwatch::http::server::ServerMetrics::new(),
+        std::future::pending(),
+    ));
     let url = format!("http://{addr}/metrics");
     // Warm the gzip cache the way the first gzip scrape would.
     let _ = snap.metrics_gzip();

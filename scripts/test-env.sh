@@ -27,6 +27,8 @@ have chromium || need_apt+=(chromium fonts-dejavu-core)
 have pip3 || need_apt+=(python3-pip)
 # wrk: HTTP load for benches/metrics_serve.rs (scrape latency under concurrency).
 have wrk || need_apt+=(wrk)
+# openssl: a private CA for the HTTPS receiver test (tests/alerts.rs).
+have openssl || need_apt+=(openssl)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing Debian packages: ${need_apt[*]}"
@@ -57,7 +59,7 @@ else
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --quiet
 fi
 
-for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate chromium wrk; do
+for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate chromium wrk openssl python3; do
   have "$tool" || { log "ERROR: $tool still missing after install"; exit 1; }
 done
 log "ready: $(tansu --version 2>&1 | head -n1); nats-server $(nats-server --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1)"

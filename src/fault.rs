@@ -5,7 +5,9 @@
 //! `LAGWATCH_FAULT` is a comma-separated list of:
 //! - `panic-source=NAME:N`: the poll of source NAME panics N times (its first
 //!   poll always succeeds, so the source is seen up first);
-//! - `panic-engine=N`: the engine panics while applying its N-th batch.
+//! - `panic-engine=N`: the engine panics while applying its N-th batch;
+//! - `api-delay=MS`: every JSON API request takes MS milliseconds longer
+//!   (holding its place in the API's concurrency limit).
 
 /// Called by a source task before each poll.
 pub fn before_poll(source: &str) {
@@ -21,6 +23,17 @@ pub fn before_batch() {
     imp::before_batch();
 }
 
+/// Awaited by the JSON API's handlers.
+pub async fn api_delay() {
+    #[cfg(debug_assertions)]
+    {
+        let ms = imp::api_delay_ms();
+        if ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+    }
+}
+
 #[cfg(debug_assertions)]
 mod imp {
     use std::collections::HashMap;
@@ -32,6 +45,11 @@ mod imp {
         /// Source name -> panics left.
         source_panics: HashMap<String, u32>,
         engine_panic_at: Option<u32>,
+        api_delay_ms: u64,
+    }
+
+    pub fn api_delay_ms() -> u64 {
+        faults().lock().map_or(0, |f| f.api_delay_ms)
     }
 
     fn faults() -> &'static Mutex<Faults> {
@@ -47,6 +65,8 @@ mod imp {
                     }
                 } else if let Some(n) = item.strip_prefix("panic-engine=") {
                     f.engine_panic_at = n.parse().ok();
+                } else if let Some(ms) = item.strip_prefix("api-delay=") {
+                    f.api_delay_ms = ms.parse().unwrap_or(0);
                 }
             }
             Mutex::new(f)

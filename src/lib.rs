@@ -193,6 +193,8 @@ impl Daemon {
         let stop_notifier = CancellationToken::new();
         let mut live_metrics: Vec<_> = notifier.iter().map(|(n, _)| n.registry()).collect();
         live_metrics.push(health.registry());
+        let server_metrics = http::server::ServerMetrics::new();
+        live_metrics.push(server_metrics.registry());
         let notifier_task = notifier
             .map(|(n, rx)| spawn_watched(&health, "notifier", n.run(rx, stop_notifier.clone())));
         let (tx, rx) = mpsc::channel(BATCH_QUEUE);
@@ -212,14 +214,23 @@ impl Daemon {
         drop(tx);
         let engine_task = spawn_watched(&health, "engine", engine.run(rx));
         let stop_http = CancellationToken::new();
-        let app = http::router(http::AppState {
-            snapshots,
-            api_token: settings.http.api_token.as_deref().map(Arc::from),
-            live_metrics,
-            health: health.clone(),
-            state: state.clone(),
-        });
-        let mut http_task = serve(listener, app, stop_http.clone());
+        let app = http::router(
+            http::AppState {
+                snapshots,
+                api_token: settings.http.api_token.as_deref().map(Arc::from),
+                live_metrics,
+                health: health.clone(),
+                state: state.clone(),
+            },
+            settings.http.request_timeout,
+        );
+        let mut http_task = serve(
+            listener,
+            app,
+            settings.http.limits,
+            server_metrics,
+            stop_http.clone(),
+        );
         tracing::info!("listening on http://{local}");
 
         let outcome = tokio::select! {
@@ -264,11 +275,15 @@ fn spawn_watched(
 fn serve(
     listener: TcpListener,
     app: axum::Router,
+    limits: http::server::Limits,
+    metrics: http::server::ServerMetrics,
     stop: CancellationToken,
 ) -> JoinHandle<std::io::Result<()>> {
-    tokio::spawn(http::serve(
+    tokio::spawn(http::server::serve(
         listener,
         app,
+        limits,
+        metrics,
         async move { stop.cancelled().await },
     ))
 }

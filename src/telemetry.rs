@@ -17,13 +17,29 @@ pub fn init(level: &str, format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(escaping_fields()).try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .try_init(),
     };
+}
+
+/// The text format's field formatter: every field, and the message, written
+/// through [`Escaped`], so that a broker-supplied name or a broker's error text
+/// in any field (`group = %name`, `error = %e`) cannot forge a log line.
+pub fn escaping_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt as _;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let text = format!("{value:?}");
+        if field.name() == "message" {
+            write!(w, "{}", Escaped(&text))
+        } else {
+            write!(w, "{}={}", field.name(), Escaped(&text))
+        }
+    })
+    .delimited(" ")
 }
 
 /// A name that came from a broker (group, consumer, topic, stream), safe in a
@@ -63,5 +79,47 @@ mod tests {
             "{shown}"
         );
         assert_eq!(Escaped("orders.créés/ü").to_string(), "orders.créés/ü");
+    }
+
+    /// The text log as the daemon writes it, with names in Display fields, in
+    /// error texts and in the message.
+    #[test]
+    fn text_log_lines_escape_every_field() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                if let Ok(mut v) = self.0.lock() {
+                    v.extend_from_slice(b);
+                }
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .fmt_fields(escaping_fields())
+            .finish();
+        let forged = "g\nFAKE ERROR lagwatch: all good\r";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(group = %forged, stream = forged, error = %format!("no {forged}"), "cannot read {forged}");
+        });
+        let text = String::from_utf8(buf.0.lock().map(|v| v.clone()).unwrap_or_default())
+            .unwrap_or_default();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.trim_end().chars().any(char::is_control), "{text}");
+        for field in [
+            "group=g\\nFAKE",
+            "stream=\"g\\nFAKE",
+            "error=no g\\nFAKE",
+            "cannot read g\\nFAKE",
+        ] {
+            assert!(text.contains(field), "{field} in {text}");
+        }
     }
 }

@@ -239,7 +239,7 @@ fn webhook_payloads_for_fire_repeat_and_resolve_match_the_schema_and_carry_a_val
     let rt = runtime();
     let hook = Capture::start(&rt);
     let yaml = format!(
-        "dashboard_url: \"https://grafana.test/d/lag?var-group={{group}}&var-source={{source}}\"\n{FAST}receivers:\n  - name: hook\n    webhook:\n      url: \"{}\"\n      hmac_secret: \"s3cret\"\n      headers:\n        Authorization: \"Bearer tok\"\n{}",
+        "dashboard_url: \"https://grafana.test/d/lag?var-group={{group}}&var-source={{source}}\"\n{FAST}receivers:\n  - name: hook\n    webhook:\n      url: \"{}\"\n      hmac_secret: \"s3cret-signing-key\"\n      headers:\n        Authorization: \"Bearer tok\"\n{}",
         hook.url("/events"),
         rule("hook")
     );
@@ -268,9 +268,33 @@ fn webhook_payloads_for_fire_repeat_and_resolve_match_the_schema_and_carry_a_val
         // The receiver's check: HMAC-SHA256 over "<timestamp>.<exact body bytes>".
         let ts = c.header(TIMESTAMP_HEADER);
         assert!(
-            verify_signature(b"s3cret", ts, &c.body, c.header(SIGNATURE_HEADER)),
+            verify_signature(
+                b"s3cret-signing-key",
+                ts,
+                &c.body,
+                c.header(SIGNATURE_HEADER)
+            ),
             "signature must verify"
         );
+        // Within the replay window now; the same request an hour later is refused.
+        let now = truth_now();
+        let sig = c.header(SIGNATURE_HEADER);
+        assert!(lagwatch::alert::verify_signed_request(
+            b"s3cret-signing-key",
+            ts,
+            &c.body,
+            sig,
+            now,
+            300
+        ));
+        assert!(!lagwatch::alert::verify_signed_request(
+            b"s3cret-signing-key",
+            ts,
+            &c.body,
+            sig,
+            now + 3600,
+            300
+        ));
         assert!(!verify_signature(
             b"wrong",
             ts,
@@ -839,4 +863,181 @@ fn the_log_receiver_writes_one_line_per_notification() {
         h.metric("lagwatch_notifications_sent_total{receiver=\"console\"}"),
         2.0
     );
+}
+
+/// Seconds since the epoch, for the signature's replay window.
+fn truth_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// A receiver process (tests/fixtures/https_receiver.py), killed on drop.
+struct PyReceiver {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PyReceiver {
+    fn start(mode: &str, tls: Option<(&std::path::Path, &std::path::Path)>) -> PyReceiver {
+        use std::io::BufRead as _;
+        let python = common::require_binary("python3");
+        let port = common::free_port();
+        let mut cmd = std::process::Command::new(python);
+        cmd.arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/https_receiver.py"
+        ))
+        .arg(port.to_string())
+        .arg(mode)
+        .stdout(std::process::Stdio::piped());
+        if let Some((cert, key)) = tls {
+            cmd.arg(cert).arg(key);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        PyReceiver { child, port }
+    }
+}
+
+impl Drop for PyReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private CA and a server certificate for 127.0.0.1 signed by it, made
+/// with the openssl command: (ca.pem, cert.pem, key.pem).
+fn private_ca(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let openssl = common::require_binary("openssl");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=lagwatch test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+/// An internal receiver behind a private CA is reached over https once its CA
+/// is configured (and refused without it); a receiver that echoes the request
+/// back in a 400 does not get its headers or secrets into the dead letter.
+#[test]
+fn a_private_ca_receiver_is_reached_and_an_echoing_receiver_leaks_nothing() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = private_ca(dir.path());
+    let tls = PyReceiver::start("ok", Some((&cert, &key)));
+    let echo = PyReceiver::start("echo", None);
+    let yaml = format!(
+        "{FAST}  retry_max_attempts: 2\nreceivers:\n  - name: private\n    webhook:\n      url: \"https://127.0.0.1:{tls}/hook\"\n    tls:\n      ca_file: \"{ca}\"\n  - name: untrusted\n    webhook:\n      url: \"https://127.0.0.1:{tls}/hook\"\n  - name: echo\n    webhook:\n      url: \"http://127.0.0.1:{echo}/hook\"\n      headers:\n        Authorization: \"Bearer ech0-credential\"\n      hmac_secret: \"signing-secret-that-echoes\"\n{}",
+        rule("private, untrusted, echo"),
+        tls = tls.port,
+        echo = echo.port,
+        ca = ca.display(),
+    );
+    let mut h = Harness::start(rt, &yaml);
+    h.round(0, &[kafka("a", 500)]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while h.metric("lagwatch_notifications_sent_total{receiver=\"private\"}") < 1.0
+        || h.state.dead_letters().len() < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "private sent {}, dead letters {:?}",
+            h.metric("lagwatch_notifications_sent_total{receiver=\"private\"}"),
+            h.state.dead_letters()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dead = h.state.dead_letters();
+    let untrusted = dead
+        .iter()
+        .find(|d| d.receiver == "untrusted")
+        .expect("untrusted dead letter");
+    assert_eq!(
+        h.metric("lagwatch_notifications_sent_total{receiver=\"untrusted\"}"),
+        0.0
+    );
+    assert_ne!(untrusted.reason, "http_4xx", "{untrusted:?}");
+    let echoed = dead
+        .iter()
+        .find(|d| d.receiver == "echo")
+        .expect("echo dead letter");
+    assert!(echoed.detail.starts_with("HTTP 400"), "{}", echoed.detail);
+    for secret in ["ech0-credential", "signing-secret-that-echoes"] {
+        assert!(
+            !echoed.detail.contains(secret),
+            "{secret} in {}",
+            echoed.detail
+        );
+    }
+    assert!(!echoed.detail.contains('\n'), "{}", echoed.detail);
+    h.stop();
 }

@@ -15,7 +15,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use common::{Daemon, Nats};
 use serde_json::Value;
 
-const TOKEN: &str = "t0ken-for-tests";
+const TOKEN: &str = "t0ken-for-the-tests";
 
 async fn setup(nats: &Nats) {
     let js = jetstream::new(async_nats::connect(nats.url()).await.unwrap());
@@ -131,13 +131,21 @@ async fn every_endpoint_answers_json_and_bad_requests_get_a_message() {
         ("/api/v1/groups/js/nope", 404, "has no group `nope`"),
         ("/api/v1/groups/nope/billing", 404, "no source named `nope`"),
         ("/api/v1/groups?source=nope", 404, "no source named `nope`"),
-        ("/api/v1/groups?sort=size", 400, "unknown sort `size`"),
-        ("/api/v1/groups?order=up", 400, "unknown order `up`"),
+        (
+            "/api/v1/groups?sort=size",
+            400,
+            "sort: unknown variant `size`, expected one of `lag_seconds`",
+        ),
+        (
+            "/api/v1/groups?order=up",
+            400,
+            "order: unknown variant `up`",
+        ),
         ("/api/v1/groups?status=BAD", 400, "unknown status `BAD`"),
         (
             "/api/v1/groups?system=rabbit",
             400,
-            "unknown system `rabbit`",
+            "system: unknown variant `rabbit`, expected `kafka` or `jetstream`",
         ),
         ("/api/v1/groups?limit=-3", 400, "bad query"),
         ("/api/v1/groups?colour=red", 400, "bad query"),
@@ -168,10 +176,19 @@ async fn the_api_requires_the_token_when_set_but_metrics_and_health_stay_open() 
     let (st, page) = d.get("/");
     assert_eq!(st, 200);
     assert!(page.contains("<title>lagwatch</title>"));
+    // Script and style are lagwatch's own files (no CDN), served without the
+    // token like the page, and never inline (the CSP forbids inline script).
     assert!(
-        !page.contains("<script src") && !page.contains("<link"),
-        "self-contained: no external scripts or stylesheets"
+        page.contains("<script src=\"page.js\">") && !page.contains("<script>"),
+        "{page}"
     );
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "nothing from elsewhere"
+    );
+    for asset in ["/page.js", "/page.css"] {
+        assert_eq!(d.get(asset).0, 200, "{asset}");
+    }
 }
 
 /// Every key the API returns is documented in docs/openapi.yaml, and every

@@ -25,8 +25,8 @@ pub use incident::{AlertEvaluator, Incident};
 pub use notifier::{channel, Notifier, SetupError, CHANNEL_CAPACITY};
 pub use payload::DASHBOARD_PLACEHOLDERS;
 pub use receivers::{
-    sign, verify_signature, Receiver, ReceiverKind, PAGERDUTY_URL, SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
+    sign, verify_signature, verify_signed_request, Receiver, ReceiverKind, PAGERDUTY_URL,
+    SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 pub use rules::{Condition, ConditionKind, Rule, Severity};
 

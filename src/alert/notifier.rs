@@ -12,7 +12,7 @@
 //! grows past its capacity for those instead). The queues are mirrored into the
 //! state file, so what is undelivered at shutdown is delivered after a restart.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,6 +137,8 @@ pub struct Notifier {
     metrics: Metrics,
     registry: Registry,
     client: reqwest::Client,
+    /// Receivers with their own CA certificates (`tls.ca_file`).
+    own_clients: HashMap<Arc<str>, reqwest::Client>,
     ctx: RenderContext,
     backoff: Duration,
     backoff_max: Duration,
@@ -230,17 +232,17 @@ impl Notifier {
         let registry = Registry::new();
         let receivers = settings.receivers.clone();
         let metrics = Metrics::new(&registry, &receivers)?;
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("lagwatch/", env!("CARGO_PKG_VERSION")))
-            // A webhook that redirects is misconfigured; say so instead of following.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| SetupError::Client(e.to_string()))?;
+        let client = http_client(&[])?;
+        let mut own_clients = HashMap::new();
+        for r in receivers.iter().filter(|r| !r.ca_certs.is_empty()) {
+            own_clients.insert(r.name.clone(), http_client(&r.ca_certs)?);
+        }
         Ok(Notifier {
             receivers,
             metrics,
             registry,
             client,
+            own_clients,
             ctx: RenderContext {
                 dashboard_url: settings.dashboard_url.clone(),
             },
@@ -278,6 +280,7 @@ impl Notifier {
         let worker = Arc::new(Worker {
             metrics: self.metrics.clone(),
             client: self.client.clone(),
+            own_clients: self.own_clients.clone(),
             backoff: self.backoff,
             backoff_max: self.backoff_max,
             max_attempts: self.max_attempts,
@@ -524,6 +527,8 @@ fn persist(state: &StateStore, q: &Queue) {
 struct Worker {
     metrics: Metrics,
     client: reqwest::Client,
+    /// Receivers with their own CA certificates have their own client.
+    own_clients: HashMap<Arc<str>, reqwest::Client>,
     backoff: Duration,
     backoff_max: Duration,
     max_attempts: u32,
@@ -726,7 +731,9 @@ impl Worker {
         let now_unix = Millis::now().0.div_euclid(1000);
         let headers = r.attempt_headers(n, &item.rendered.body, now_unix);
         let sent = self
-            .client
+            .own_clients
+            .get(&r.name)
+            .unwrap_or(&self.client)
             .post(url.clone())
             .headers(headers)
             .timeout(r.timeout)
@@ -745,14 +752,49 @@ impl Worker {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         // Read a bounded amount of the answer (a receiver's body is outside
-        // input: at most MAX_ANSWER_BYTES, within the timeout) and keep a
-        // little of it for the log: receivers explain a 400 in the body.
+        // input: at most MAX_ANSWER_BYTES, within the timeout).
         let body = tokio::time::timeout(r.timeout, read_bounded(resp, MAX_ANSWER_BYTES))
             .await
             .unwrap_or_default();
-        let snippet: String = String::from_utf8_lossy(&body[..body.len().min(200)]).into();
-        answered(status, retry_after, format!("HTTP {status}: {snippet}"))
+        answered(status, retry_after, answer_detail(status, &body, r))
     }
+}
+
+/// The notifier's HTTP client, trusting `ca_certs` besides the system's roots.
+fn http_client(ca_certs: &[reqwest::Certificate]) -> Result<reqwest::Client, SetupError> {
+    let mut b = reqwest::Client::builder()
+        .user_agent(concat!("lagwatch/", env!("CARGO_PKG_VERSION")))
+        // A webhook that redirects is misconfigured; say so instead of following.
+        .redirect(reqwest::redirect::Policy::none());
+    for c in ca_certs {
+        b = b.add_root_certificate(c.clone());
+    }
+    b.build().map_err(|e| SetupError::Client(e.to_string()))
+}
+
+/// Bytes of a failed answer kept for the log (receivers explain a 400 there).
+const ANSWER_SNIPPET_BYTES: usize = 120;
+
+/// What the log and the dead letter say of an answer: its status and size,
+/// and for a failure the start of the body on one line, without control
+/// characters and without any of the receiver's secrets (a receiver that
+/// echoes the request would otherwise put its headers in the log).
+fn answer_detail(status: reqwest::StatusCode, body: &[u8], r: &Receiver) -> String {
+    let head = format!("HTTP {status}, {} bytes", body.len());
+    if status.is_success() || body.is_empty() {
+        return head;
+    }
+    let cut = body.len().min(ANSWER_SNIPPET_BYTES);
+    let text: String = String::from_utf8_lossy(&body[..cut])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = crate::config::secret::redact(&text, r.secret_values().iter().map(String::as_str));
+    format!(
+        "{head}: {}{}",
+        text.trim(),
+        if cut < body.len() { "…" } else { "" }
+    )
 }
 
 /// Most of a receiver's answer read; the rest is discarded with the connection.
@@ -967,6 +1009,7 @@ mod tests {
         let w = Worker {
             metrics: Metrics::new(&Registry::new(), &[]).unwrap_or_else(|e| panic!("{e}")),
             client: reqwest::Client::new(),
+            own_clients: HashMap::new(),
             backoff: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             max_attempts: 5,

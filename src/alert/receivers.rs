@@ -47,6 +47,23 @@ pub fn verify_signature(secret: &[u8], timestamp: &str, body: &[u8], header: &st
     mac.verify_slice(&sig).is_ok()
 }
 
+/// [`verify_signature`], and the timestamp within `tolerance_s` seconds of
+/// `now_unix` either way: a request captured and sent again later is refused
+/// (the replay window; 300 s is usual).
+pub fn verify_signed_request(
+    secret: &[u8],
+    timestamp: &str,
+    body: &[u8],
+    header: &str,
+    now_unix: i64,
+    tolerance_s: i64,
+) -> bool {
+    let fresh = timestamp
+        .parse::<i64>()
+        .is_ok_and(|t| now_unix.abs_diff(t) <= tolerance_s.unsigned_abs());
+    fresh && verify_signature(secret, timestamp, body, header)
+}
+
 /// What a receiver is, ready to render requests.
 #[derive(Clone)]
 pub enum ReceiverKind {
@@ -81,6 +98,8 @@ pub struct Receiver {
     pub headers: HeaderMap,
     pub queue_capacity: usize,
     pub timeout: Duration,
+    /// CA certificates trusted besides the system's (`tls.ca_file`).
+    pub ca_certs: Vec<reqwest::Certificate>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -92,6 +111,7 @@ impl std::fmt::Debug for Receiver {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("queue_capacity", &self.queue_capacity)
             .field("timeout", &self.timeout)
+            .field("ca_certs", &self.ca_certs.len())
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +125,38 @@ pub(crate) struct Rendered {
 }
 
 impl Receiver {
+    /// Every secret this receiver sends: header values, the signing secret,
+    /// the PagerDuty routing key, the URL's password and query values.
+    pub(crate) fn secret_values(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .headers
+            .values()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| {
+                // `Bearer abc`: the credential alone too.
+                let last = v.rsplit(' ').next().unwrap_or(v);
+                [v.to_string(), last.to_string()]
+            })
+            .collect();
+        match &self.kind {
+            ReceiverKind::Webhook {
+                hmac_secret: Some(secret),
+            } => out.push(String::from_utf8_lossy(secret).into_owned()),
+            ReceiverKind::PagerDuty { routing_key } => out.push(routing_key.clone()),
+            _ => {}
+        }
+        if let Some(url) = &self.url {
+            out.extend(url.password().map(str::to_string));
+            out.extend(url.query_pairs().map(|(_, v)| v.into_owned()));
+            // Slack's webhook URL is itself the credential.
+            if matches!(self.kind, ReceiverKind::Slack { .. }) {
+                out.push(url.path().to_string());
+            }
+        }
+        out.retain(|v| !v.is_empty());
+        out
+    }
+
     /// The body this receiver gets for `n`.
     pub(crate) fn render(&self, n: &Notification, ctx: &RenderContext) -> Rendered {
         let summary = payload::summary(n);

@@ -664,7 +664,7 @@ fn unknown_keys_and_bad_values_are_refused_with_their_path() {
 #[test]
 fn debug_output_never_shows_secrets() {
     let c = parse(
-        "receivers:\n  - name: h\n    webhook:\n      url: https://hooks.test/path/tok3n?k=s3cret\n      headers: {Authorization: Bearer t0ken}\n      hmac_secret: hm4c\n  - name: s\n    slack: {url: 'https://hooks.slack.test/T/B/sl4ck'}\n  - name: p\n    pagerduty: {routing_key: r0uting}\n",
+        "receivers:\n  - name: h\n    webhook:\n      url: https://hooks.test/path/tok3n?k=s3cret\n      headers: {Authorization: Bearer t0ken}\n      hmac_secret: hm4c-signing-secret\n  - name: s\n    slack: {url: 'https://hooks.slack.test/T/B/sl4ck'}\n  - name: p\n    pagerduty: {routing_key: r0uting}\n",
     );
     let text = format!("{c:?}");
     for secret in ["tok3n", "s3cret", "t0ken", "hm4c", "sl4ck", "r0uting"] {

@@ -28,7 +28,7 @@ pub use filter::{NameFilter, Shard};
 pub use settings::{
     EphemeralPolicy, Granularity, HttpSettings, IsolationLevel, JetstreamSettings, KafkaSettings,
     LogFormat, LogSettings, NatsAuth, NatsTls, Settings, SourceKind, SourceSettings, Timing,
-    DEFAULT_GONE_AFTER_POLLS, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL,
+    DEFAULT_GONE_AFTER_POLLS, DEFAULT_HTTP_REQUEST_TIMEOUT, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL,
 };
 /// One thing wrong with a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +123,7 @@ pub fn from_yaml(
         }]));
     }
     let mut secrets = Vec::new();
+    secret::literal_secrets(&value, &mut secrets);
     let mut problems = interpolate::interpolate(&mut value, env, &mut secrets);
     let settings = if problems.is_empty() {
         let (raw, parse_problems) = parse(value);
@@ -151,6 +152,13 @@ pub fn from_yaml(
                     p.line = lines.line_of(&p.path);
                 }
                 p.message = secret::redact(&p.message, secrets.iter().map(String::as_str));
+                // What a type or value error about a secret key quotes is its
+                // value (an unknown-field error quotes only key names).
+                if p.message.starts_with("invalid ")
+                    && p.path.rsplit('.').next().is_some_and(secret::is_secret_key)
+                {
+                    p.message = secret::mask_quoted(&p.message);
+                }
             }
             Err(fail(problems))
         }

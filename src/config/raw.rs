@@ -72,6 +72,29 @@ pub(crate) struct Http {
     #[serde(default = "default_listen")]
     pub listen: String,
     pub api_token: Option<String>,
+    /// Open connections at most; at the cap the one waiting longest without
+    /// a complete request is closed to make room.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A client must send its whole request head within this; idle
+    /// keep-alive connections close after it too.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Seconds,
+    /// Longest time one request may take to answer (408 after).
+    #[serde(default = "default_http_request_timeout")]
+    pub request_timeout: Seconds,
+}
+
+fn default_max_connections() -> usize {
+    crate::http::server::Limits::default().max_connections
+}
+
+fn default_header_read_timeout() -> Seconds {
+    Seconds::from_duration(crate::http::server::Limits::default().header_read_timeout)
+}
+
+fn default_http_request_timeout() -> Seconds {
+    Seconds::from_duration(crate::config::DEFAULT_HTTP_REQUEST_TIMEOUT)
 }
 
 impl Default for Http {
@@ -79,6 +102,9 @@ impl Default for Http {
         Self {
             listen: default_listen(),
             api_token: None,
+            max_connections: default_max_connections(),
+            header_read_timeout: default_header_read_timeout(),
+            request_timeout: default_http_request_timeout(),
         }
     }
 }
@@ -613,6 +639,17 @@ pub(crate) struct Receiver {
     pub log: Option<LogReceiver>,
     pub queue_capacity: Option<usize>,
     pub timeout: Option<Seconds>,
+    #[serde(default)]
+    pub tls: ReceiverTls,
+}
+
+/// TLS of an HTTPS receiver.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReceiverTls {
+    /// PEM file of the CA certificates to trust besides the system's (a
+    /// private CA of an internal receiver).
+    pub ca_file: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -54,6 +54,9 @@ pub struct HttpSettings {
     pub listen: SocketAddr,
     /// Bearer token the JSON API requires; None: the API is open.
     pub api_token: Option<String>,
+    pub limits: crate::http::server::Limits,
+    /// Longest time one request may take to answer.
+    pub request_timeout: Duration,
 }
 
 impl fmt::Debug for HttpSettings {
@@ -61,6 +64,8 @@ impl fmt::Debug for HttpSettings {
         f.debug_struct("HttpSettings")
             .field("listen", &self.listen)
             .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .field("limits", &self.limits)
+            .field("request_timeout", &self.request_timeout)
             .finish()
     }
 }
@@ -107,6 +112,9 @@ pub struct Timing {
 
 /// kafka-lag-exporter polls every 30 s; Burrow every 30-60 s. Lag moves slower.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Default longest time one HTTP request may take to answer.
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `gone_after` when not set: this many poll intervals.
 pub const DEFAULT_GONE_AFTER_POLLS: u32 = 3;

@@ -489,3 +489,114 @@ fn absurd_durations_are_refused_before_any_clock_arithmetic() {
         );
     }
 }
+
+// ---- property tests (PROPTEST_CASES=100000 for a long run) ----
+
+/// Lines a config could hold, right or wrong, at any indentation.
+fn config_line() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    const LINES: &[&str] = &[
+        "sources:",
+        "- name: k",
+        "kafka:",
+        "jetstream:",
+        "bootstrap_servers: [\"${HOST}\"]",
+        "servers: [nats://x:4222]",
+        "poll_interval: 1s",
+        "poll_interval: -5",
+        "request_timeout: 99999h",
+        "http:",
+        "listen: 0.0.0.0:9358",
+        "api_token: 0123456789abcdefgh",
+        "properties:",
+        "sasl.password: 4321",
+        "sasl.password: ${KAFKA_PASSWORD}",
+        "groups: [\"a\", \"b\"]",
+        "groups:",
+        "- \"(unclosed\"",
+        "alerts:",
+        "rules:",
+        "receivers:",
+        "- name: r",
+        "webhook: {url: \"http://x\"}",
+        "condition: lag",
+        "threshold: 10",
+        "analysis:",
+        "window: 5m",
+        "${UNSET}",
+        "max_connections: 3",
+        "&a [*a]",
+        "!!binary x",
+    ];
+    let key = prop_oneof![
+        proptest::sample::select(LINES).prop_map(str::to_string),
+        "[ -~]{0,20}",
+    ];
+    (0usize..4, key).prop_map(|(indent, k)| format!("{}{k}", "  ".repeat(indent)))
+}
+
+/// Whatever the file holds: no panic, and every problem says what and where
+/// (a path, or a line, or it is about the whole file), without the secret.
+#[test]
+fn any_config_text_is_accepted_or_explained() {
+    proptest::proptest!(|(lines in proptest::collection::vec(config_line(), 0..24))| {
+        let text = lines.join("\n");
+        if let Err(e) = parse(&text) {
+            proptest::prop_assert!(!e.problems.is_empty(), "an error without problems");
+            for p in &e.problems {
+                proptest::prop_assert!(!p.message.is_empty(), "empty message in {e}");
+                proptest::prop_assert!(
+                    !p.path.is_empty() || p.line.is_some() || p.message.contains("file") || p.message.contains("YAML") || p.message.contains("sources"),
+                    "problem with no path, no line: {p:?}\n{text}"
+                );
+                for secret in ["s3cret-pw", "4321"] {
+                    proptest::prop_assert!(!p.message.contains(secret), "secret in {p:?}");
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn literal_secrets_of_any_type_never_reach_an_error() {
+    for (value, line) in [("123456", 7), ("12", 7), ("true", 7), ("[hunter2, x]", 7)] {
+        let text = format!(
+            "sources:\n  - name: k\n    kafka:\n      bootstrap_servers: [\"b:9092\"]\n      properties:\n        sasl.username: u\n        sasl.password: {value}\n"
+        );
+        let e = parse(&text).expect_err(value);
+        let shown = e.to_string() + &format!("{:?}", e.problems);
+        for secret in ["123456", "hunter2", "`12`", "`true`"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            e.problems
+                .iter()
+                .any(|p| p.line == Some(line) && p.path.ends_with("sasl.password")),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn short_api_tokens_are_refused() {
+    let base = "sources:\n  - name: n\n    jetstream:\n      servers: [\"nats://x:4222\"]\n";
+    let e = parse(&format!("http:\n  api_token: short-token\n{base}")).expect_err("short");
+    assert!(
+        e.problems
+            .iter()
+            .any(|p| p.path == "http.api_token" && p.message.contains("at least 16")),
+        "{:?}",
+        e.problems
+    );
+    assert!(!format!("{:?}", e.problems).contains("short-token"));
+    assert!(parse(&format!("http:\n  api_token: 0123456789abcdef\n{base}")).is_ok());
+    let e = parse(&format!(
+        "http:\n  max_connections: 3\n  header_read_timeout: 0s\n{base}"
+    ))
+    .expect_err("limits");
+    let paths: Vec<&str> = e.problems.iter().map(|p| p.path.as_str()).collect();
+    assert!(
+        paths.contains(&"http.max_connections") && paths.contains(&"http.header_read_timeout"),
+        "{paths:?}"
+    );
+}

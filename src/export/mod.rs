@@ -539,3 +539,41 @@ pub fn escape_label(out: &mut String, v: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod escape_tests {
+    use super::escape_label;
+
+    /// The text format's unescaping of a label value, as Prometheus' parser
+    /// does it (`\\`, `\"`, `\n`); None where the escaped text could not
+    /// be read back: a raw newline or quote, or a lone backslash.
+    fn unescape(escaped: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut chars = escaped.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next()? {
+                    '\\' => out.push('\\'),
+                    '"' => out.push('"'),
+                    'n' => out.push('\n'),
+                    _ => return None,
+                },
+                '"' | '\n' => return None,
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        /// Any name a broker could send round-trips through the escaping.
+        #[test]
+        fn label_values_round_trip(name in ".*", hostile in "[\\\\\"\n\r\t{}=,#a]{0,24}") {
+            for v in [name, hostile] {
+                let mut out = String::new();
+                escape_label(&mut out, &v);
+                proptest::prop_assert_eq!(unescape(&out), Some(v));
+            }
+        }
+    }
+}

@@ -267,13 +267,65 @@ fn group_json(src: &SourceView, g: &GroupView, snap: &Snapshot) -> GroupJson {
 #[serde(deny_unknown_fields)]
 pub struct GroupsQuery {
     source: Option<String>,
-    system: Option<String>,
-    status: Option<String>,
-    /// `lag_seconds` (default), `lag`, `status` or `name`.
-    sort: Option<String>,
-    /// `desc` (default: worst first) or `asc`.
-    order: Option<String>,
+    system: Option<SystemParam>,
+    #[serde(default, deserialize_with = "status_param")]
+    status: Option<Status>,
+    /// Default `lag_seconds`.
+    #[serde(default)]
+    sort: SortKey,
+    /// Default: worst first (`desc`), names A to Z.
+    order: Option<Order>,
     limit: Option<usize>,
+}
+
+/// `?system=`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum SystemParam {
+    Kafka,
+    Jetstream,
+}
+
+impl SystemParam {
+    fn as_str(self) -> &'static str {
+        match self {
+            SystemParam::Kafka => "kafka",
+            SystemParam::Jetstream => "jetstream",
+        }
+    }
+}
+
+/// `?sort=`.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum SortKey {
+    #[default]
+    LagSeconds,
+    Lag,
+    Status,
+    Name,
+}
+
+/// `?order=`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Order {
+    Asc,
+    Desc,
+}
+
+/// `?status=`, in any case (`stop`, `STOP`).
+fn status_param<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Status>, D::Error> {
+    let s = String::deserialize(d)?;
+    Status::ALL
+        .into_iter()
+        .find(|st| st.as_str().eq_ignore_ascii_case(&s))
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown status `{s}`, expected one of OK, WARN, REWIND, STALL, STOP, ERR"
+            ))
+        })
 }
 
 /// `/api/v1/groups`: every group, worst first by default.
@@ -286,12 +338,35 @@ pub async fn groups(
             StatusCode::BAD_REQUEST,
             format!(
                 "bad query: {}; parameters are source, system, status, sort, order, limit",
-                e.body_text()
+                query_problem(&e)
             ),
         )
     })?;
-    let wanted = Selection::parse(&q)?;
+    crate::fault::api_delay().await;
     let snap = state.latest();
+    off_the_workers(move || groups_answer(&snap, &q)).await
+}
+
+/// Runs an answer's CPU work (filtering, sorting, JSON of thousands of groups)
+/// on the blocking pool, so that the async workers stay free for /metrics and
+/// the health checks; the API's concurrency limit bounds how many run at once.
+async fn off_the_workers(
+    work: impl FnOnce() -> Result<Response, ApiError> + Send + 'static,
+) -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the API request failed: {e}"),
+        ))
+    })
+}
+
+/// The body of `/api/v1/groups`.
+fn groups_answer(snap: &Snapshot, q: &GroupsQuery) -> Result<Response, ApiError> {
+    let wanted = Selection {
+        sort: q.sort,
+        ascending: q.order.map_or(q.sort == SortKey::Name, |o| o == Order::Asc),
+    };
     if let Some(source) = &q.source {
         if !snap.sources.iter().any(|s| s.id.as_str() == source) {
             return Err(ApiError::new(
@@ -304,11 +379,10 @@ pub async fn groups(
         .sources
         .iter()
         .filter(|s| q.source.as_deref().is_none_or(|n| s.id.as_str() == n))
-        .filter(|s| q.system.as_deref().is_none_or(|n| s.system.as_str() == n))
+        .filter(|s| q.system.is_none_or(|n| s.system.as_str() == n.as_str()))
         .flat_map(|s| s.groups.iter().map(move |g| (s, g)))
         .filter(|(_, g)| {
-            wanted
-                .status
+            q.status
                 .is_none_or(|st| g.analysis.is_some_and(|a| a.status == st))
         })
         .collect();
@@ -316,62 +390,28 @@ pub async fn groups(
     let list: Vec<GroupJson> = rows
         .into_iter()
         .take(q.limit.unwrap_or(usize::MAX))
-        .map(|(s, g)| group_json(s, g, &snap))
+        .map(|(s, g)| group_json(s, g, snap))
         .collect();
     Ok(Json(serde_json::json!({ "at": rfc3339(snap.at), "groups": list })).into_response())
 }
 
-/// The checked parameters of `/api/v1/groups` that need more than a string compare.
-struct Selection<'q> {
-    status: Option<Status>,
-    sort: &'q str,
+/// What is wrong with a query string, without the extractor's preamble:
+/// ``sort: unknown variant `size`, expected one of `lag_seconds`, ...``.
+fn query_problem(e: &axum::extract::rejection::QueryRejection) -> String {
+    let text = e.body_text();
+    text.strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text)
+        .to_string()
+}
+
+/// How `/api/v1/groups` orders its rows.
+struct Selection {
+    sort: SortKey,
     ascending: bool,
 }
 
-impl<'q> Selection<'q> {
-    fn parse(q: &'q GroupsQuery) -> Result<Selection<'q>, ApiError> {
-        let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
-        let status = match &q.status {
-            None => None,
-            Some(s) => Some(
-                Status::ALL
-                    .into_iter()
-                    .find(|st| st.as_str().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "unknown status `{s}`; use OK, WARN, REWIND, STALL, STOP or ERR"
-                        ))
-                    })?,
-            ),
-        };
-        if let Some(sys) = q
-            .system
-            .as_deref()
-            .filter(|s| !matches!(*s, "kafka" | "jetstream"))
-        {
-            return Err(bad(format!(
-                "unknown system `{sys}`; use kafka or jetstream"
-            )));
-        }
-        let sort = q.sort.as_deref().unwrap_or("lag_seconds");
-        if !matches!(sort, "lag_seconds" | "lag" | "status" | "name") {
-            return Err(bad(format!(
-                "unknown sort `{sort}`; use lag_seconds, lag, status or name"
-            )));
-        }
-        let ascending = match q.order.as_deref() {
-            None | Some("desc") => false,
-            Some("asc") => true,
-            Some(o) => return Err(bad(format!("unknown order `{o}`; use asc or desc"))),
-        };
-        Ok(Selection {
-            status,
-            sort,
-            ascending,
-        })
-    }
-
-    /// Worst first unless ascending was asked for; names always A to Z.
+impl Selection {
+    /// Worst first unless ascending was asked for.
     fn sort(&self, rows: &mut [(&SourceView, &GroupView)]) {
         let time_key = |g: &GroupView| {
             g.analysis.map_or(-1.0, |a| {
@@ -382,18 +422,20 @@ impl<'q> Selection<'q> {
         };
         rows.sort_by(|(sa, a), (sb, b)| {
             let ord = match self.sort {
-                "lag" => a
+                SortKey::Lag => a
                     .analysis
                     .map(|x| x.lag_sum)
                     .cmp(&b.analysis.map(|x| x.lag_sum)),
-                "status" => a
+                SortKey::Status => a
                     .analysis
                     .map(|x| x.status)
                     .cmp(&b.analysis.map(|x| x.status)),
-                "name" => (sa.id.as_str(), &a.key.group).cmp(&(sb.id.as_str(), &b.key.group)),
-                _ => time_key(a).total_cmp(&time_key(b)),
+                SortKey::Name => {
+                    (sa.id.as_str(), &a.key.group).cmp(&(sb.id.as_str(), &b.key.group))
+                }
+                SortKey::LagSeconds => time_key(a).total_cmp(&time_key(b)),
             };
-            if self.ascending || self.sort == "name" {
+            if self.ascending {
                 ord
             } else {
                 ord.reverse()
@@ -527,22 +569,64 @@ pub async fn group(
     let Query(q) = query.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("bad query: {}; the only parameter is stream", e.body_text()),
+            format!(
+                "bad query: {}; the only parameter is stream",
+                query_problem(&e)
+            ),
         )
     })?;
-    let snap: Arc<Snapshot> = state.latest();
-    let (src, g) = find_group(&snap, &source, &group, q.stream.as_deref())?;
-    let partitions: Vec<PartitionJson> = g
-        .partitions
-        .iter()
-        .map(|i| partition_json(src, &src.partitions[*i]))
-        .collect();
-    Ok(Json(serde_json::json!({
-        "at": rfc3339(snap.at),
-        "group": group_json(src, g, &snap),
-        "partitions": partitions,
-    }))
-    .into_response())
+    group_answer(state.latest(), source, group, q.stream).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupByQuery {
+    source: String,
+    group: String,
+    stream: Option<String>,
+}
+
+/// `/api/v1/group?source=S&group=G[&stream=N]`: the same as the path form, for
+/// any name: browsers (the WHATWG URL rules) turn a path segment `..`, and even
+/// `%2E%2E`, into a step up, so the status page asks with the query form.
+pub async fn group_by_query(
+    State(state): State<AppState>,
+    query: Result<Query<GroupByQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "bad query: {}; parameters are source and group (required) and stream",
+                query_problem(&e)
+            ),
+        )
+    })?;
+    group_answer(state.latest(), q.source, q.group, q.stream).await
+}
+
+/// One group with its partitions, as JSON.
+async fn group_answer(
+    snap: Arc<Snapshot>,
+    source: String,
+    group: String,
+    stream: Option<String>,
+) -> Result<Response, ApiError> {
+    off_the_workers(move || {
+        let (src, g) = find_group(&snap, &source, &group, stream.as_deref())?;
+        let partitions: Vec<PartitionJson> = g
+            .partitions
+            .iter()
+            .map(|i| partition_json(src, &src.partitions[*i]))
+            .collect();
+        Ok(Json(serde_json::json!({
+            "at": rfc3339(snap.at),
+            "group": group_json(src, g, &snap),
+            "partitions": partitions,
+        }))
+        .into_response())
+    })
+    .await
 }
 
 /// `/api/v1/dead_letters`: notifications given up on, newest last (at most
@@ -577,6 +661,6 @@ pub async fn dead_letters(State(state): State<AppState>) -> Response {
 pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such API path; see /api/v1/sources, /api/v1/groups, /api/v1/groups/{source}/{group}",
+        "no such API path; see /api/v1/sources, /api/v1/groups, /api/v1/groups/{source}/{group}, /api/v1/group?source=S&group=G, /api/v1/dead_letters",
     )
 }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod page;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -51,45 +52,109 @@ impl AppState {
     }
 }
 
+/// Longest request target (path and query) accepted; longer answers 414.
+pub const MAX_URI_BYTES: usize = 4096;
+/// Requests carry no body here; anything larger than this is refused (413).
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// JSON API requests answered at once; more answer 503 at once instead of
+/// queueing, so that a burst of expensive `/api/v1/groups` calls cannot take
+/// the worker threads the scrape and the probes need.
+pub const API_CONCURRENCY: usize = 4;
+
+/// Content-Security-Policy of everything but the page: nothing loads, nothing
+/// frames it.
+const CSP_NONE: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 /// The router: unknown paths answer 404, known paths with a wrong method 405.
 /// /metrics and the health endpoints stay open, as Prometheus and kubelet
 /// expect; the API requires the bearer token when one is configured.
-pub fn router(state: AppState) -> Router {
+/// `request_timeout` bounds each request's handling (408 when exceeded).
+pub fn router(state: AppState, request_timeout: std::time::Duration) -> Router {
+    use axum::error_handling::HandleErrorLayer;
+    use tower::ServiceBuilder;
+    use tower_http::set_header::SetResponseHeaderLayer;
+
     let api = Router::new()
         .route("/api/v1/sources", get(api::sources))
         .route("/api/v1/groups", get(api::groups))
         .route("/api/v1/groups/{source}/{group}", get(api::group))
+        .route("/api/v1/group", get(api::group_by_query))
         .route("/api/v1/dead_letters", get(api::dead_letters))
         .route("/api", any(api::not_found))
         .route("/api/{*rest}", any(api::not_found))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(api_overloaded))
+                .load_shed()
+                // One semaphore for every API route, not one per route.
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    API_CONCURRENCY,
+                )),
+        );
+    let header = |name, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, header::HeaderValue::from_static(value))
+    };
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/", get(page::index))
+        .route("/page.js", get(page::script))
+        .route("/page.css", get(page::style))
         .merge(api)
         .fallback(not_found)
         .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+                .layer(header(header::REFERRER_POLICY, "no-referrer"))
+                .layer(header(header::CONTENT_SECURITY_POLICY, CSP_NONE))
+                .layer(header(header::CACHE_CONTROL, "no-store"))
+                .layer(middleware::from_fn(bounded_uri))
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                    MAX_BODY_BYTES,
+                ))
+                .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    request_timeout,
+                )),
+        )
 }
 
-/// Serves `app` on `listener` until `shutdown` completes. Every connection gets
-/// TCP_NODELAY: a response written in pieces (the /metrics body and its live
-/// tail) must not wait for the client's delayed ACK between them.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
-        }
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+/// The API's answer when [`API_CONCURRENCY`] requests are already running.
+async fn api_overloaded(e: tower::BoxError) -> Response {
+    if e.is::<tower::load_shed::error::Overloaded>() {
+        let mut r = api::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many API requests at once (limit {API_CONCURRENCY}); retry in a second"),
+        )
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        r
+    } else {
+        api::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("API error: {e}"))
+            .into_response()
+    }
+}
+
+/// 414 for a request target longer than [`MAX_URI_BYTES`].
+async fn bounded_uri(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |pq| pq.as_str().len());
+    if len > MAX_URI_BYTES {
+        return (
+            StatusCode::URI_TOO_LONG,
+            format!("request target is {len} bytes; at most {MAX_URI_BYTES} are accepted\n"),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// Checks `Authorization: Bearer <token>` in constant time.
@@ -105,7 +170,7 @@ async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .unwrap_or("");
     let a = given.as_bytes();
     let b = token.as_bytes();
@@ -124,6 +189,15 @@ async fn require_token(
         );
         r
     }
+}
+
+/// The credentials of an `Authorization` value with the Bearer scheme, whose
+/// name is case-insensitive (RFC 9110 section 11.1).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim_start_matches(' '))
 }
 
 /// Content type of the Prometheus text exposition format 0.0.4.
@@ -237,4 +311,143 @@ async fn not_found() -> Response {
         "not found; try /, /metrics, /healthz, /readyz or /api/v1/groups\n",
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Millis;
+    use std::time::Duration;
+    use tower::ServiceExt as _;
+
+    const TOKEN: &str = "0123456789abcdef-token";
+
+    /// The real router over an empty snapshot.
+    fn app() -> Router {
+        let snap = Snapshot::new(Millis(0), Vec::new(), 0, Arc::new(Vec::new()), Bytes::new());
+        let (_tx, rx) = watch::channel(Arc::new(snap));
+        router(
+            AppState {
+                snapshots: rx,
+                api_token: Some(Arc::from(TOKEN)),
+                live_metrics: Vec::new(),
+                health: crate::health::Health::new(Duration::from_secs(3600)),
+                state: crate::state::StateStore::open(None).0,
+            },
+            Duration::from_secs(5),
+        )
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("runtime: {e}"))
+    }
+
+    /// (status, body) of GET `target` with `authorization`.
+    async fn get(app: &Router, target: &str, authorization: &str) -> (StatusCode, String) {
+        let request = axum::http::Request::get(target)
+            .header(header::AUTHORIZATION, authorization)
+            .body(Body::empty())
+            .unwrap_or_else(|e| panic!("request {target}: {e}"));
+        let response = app
+            .clone()
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|e| match e {});
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let rt = runtime();
+        let app = app();
+        for auth in [
+            format!("Bearer {TOKEN}"),
+            format!("bearer {TOKEN}"),
+            format!("BEARER  {TOKEN}"),
+        ] {
+            assert_eq!(
+                rt.block_on(get(&app, "/api/v1/groups", &auth)).0,
+                StatusCode::OK,
+                "{auth}"
+            );
+        }
+        for auth in [
+            "",
+            "Bearer",
+            "Basic abc",
+            TOKEN,
+            "Bearer 0123456789abcdef-toke",
+        ] {
+            assert_eq!(
+                rt.block_on(get(&app, "/api/v1/groups", auth)).0,
+                StatusCode::UNAUTHORIZED,
+                "{auth}"
+            );
+        }
+    }
+
+    /// Every answer of the API is JSON; a 4xx says what is wrong in `error`.
+    fn check_json_answer(status: StatusCode, body: &str) -> Result<(), String> {
+        let v: serde_json::Value =
+            serde_json::from_str(body).map_err(|e| format!("{status}: not JSON ({e}): {body}"))?;
+        if status.is_client_error() && v["error"].as_str().is_none_or(str::is_empty) {
+            return Err(format!("{status} without an error message: {body}"));
+        }
+        if status.is_server_error() {
+            return Err(format!("{status}: {body}"));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn any_query_string_gets_200_or_a_clear_400() {
+        let rt = runtime();
+        let app = app();
+        let auth = format!("Bearer {TOKEN}");
+        let param = proptest::prop_oneof![
+            proptest::strategy::Just("sort".to_string()),
+            proptest::strategy::Just("order".to_string()),
+            proptest::strategy::Just("status".to_string()),
+            proptest::strategy::Just("system".to_string()),
+            proptest::strategy::Just("limit".to_string()),
+            proptest::strategy::Just("source".to_string()),
+            "[a-z%]{0,6}",
+        ];
+        let pair = (param, "[a-zA-Z0-9_%+.-]{0,12}");
+        proptest::proptest!(|(pairs in proptest::collection::vec(pair, 0..5))| {
+            let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let target = format!("/api/v1/groups?{}", query.join("&"));
+            let (status, body) = rt.block_on(get(&app, &target, &auth));
+            proptest::prop_assert!(
+                status == StatusCode::OK || status == StatusCode::BAD_REQUEST || status == StatusCode::NOT_FOUND,
+                "{target}: {status} {body}"
+            );
+            check_json_answer(status, &body).map_err(proptest::test_runner::TestCaseError::fail)?;
+        });
+    }
+
+    #[test]
+    fn any_group_path_gets_a_json_answer() {
+        let rt = runtime();
+        let app = app();
+        let auth = format!("Bearer {TOKEN}");
+        proptest::proptest!(|(source in "\\PC{0,12}", group in "\\PC{0,12}", stream in proptest::option::of("\\PC{0,8}"))| {
+            let enc = |s: &str| -> String {
+                s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+            };
+            let q = stream.as_deref().map(|s| format!("?stream={}", enc(s))).unwrap_or_default();
+            let target = format!("/api/v1/groups/{}/{}{q}", enc(&source), enc(&group));
+            let (status, body) = rt.block_on(get(&app, &target, &auth));
+            proptest::prop_assert!(status.is_client_error(), "{target}: {status} {body}");
+            check_json_answer(status, &body).map_err(proptest::test_runner::TestCaseError::fail)?;
+        });
+    }
 }

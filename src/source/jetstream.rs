@@ -899,4 +899,88 @@ mod tests {
         assert_eq!(m.committed, Some(40));
         assert_eq!(m.jetstream.unwrap().num_pending, 12);
     }
+
+    /// Any JSON value of bounded depth, for the decoders' property tests.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            ".{0,12}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        // The field names the decoders know, and others.
+                        Just("name".to_string()),
+                        Just("config".to_string()),
+                        Just("state".to_string()),
+                        Just("delivered".to_string()),
+                        Just("ack_floor".to_string()),
+                        Just("num_pending".to_string()),
+                        Just("num_ack_pending".to_string()),
+                        Just("max_ack_pending".to_string()),
+                        Just("deliver_subject".to_string()),
+                        Just("deliver_group".to_string()),
+                        Just("filter_subjects".to_string()),
+                        Just("stream_seq".to_string()),
+                        Just("streams".to_string()),
+                        Just("consumers".to_string()),
+                        Just("total".to_string()),
+                        Just("max_age".to_string()),
+                        "[a-z_]{1,10}",
+                    ],
+                    inner,
+                    0..8
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever a server (or something posing as one) answers: the
+        /// decoders return a value or an error, and what they decode can be
+        /// used without a panic.
+        #[test]
+        fn any_json_decodes_or_fails_cleanly(raw in any_json()) {
+            if let Ok(c) = serde_json::from_value::<ConsumerInfo>(raw.clone()) {
+                let _ = (c.is_push(), c.members(), c.single_filter());
+                if let Ok(s) = serde_json::from_value::<StreamInfo>(raw.clone()) {
+                    let _ = c.is_filtered(&s);
+                    let _ = s.state_of(Arc::from("s"));
+                }
+            }
+            if let Ok(mut page) = serde_json::from_value::<ListPage>(raw) {
+                let _ = page.items("streams");
+                let _ = page.items("consumers");
+            }
+        }
+
+        /// A well-typed consumer info with unknown fields anywhere decodes,
+        /// and keeps the numbers it was given.
+        #[test]
+        fn unknown_fields_are_tolerated(
+            pending in proptest::prelude::any::<u64>(),
+            ack_pending in proptest::prelude::any::<u64>(),
+            extra in proptest::collection::btree_map("x_[a-z]{1,8}", any_json(), 0..5),
+        ) {
+            let mut raw = serde_json::json!({
+                "name": "c", "num_pending": pending, "num_ack_pending": ack_pending,
+                "config": {"durable_name": "c"}, "delivered": {"stream_seq": 3},
+            });
+            for (k, v) in &extra {
+                raw["config"][k] = v.clone();
+                raw[k] = v.clone();
+            }
+            let c: ConsumerInfo = serde_json::from_value(raw).map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            proptest::prop_assert_eq!(c.num_pending, pending);
+            proptest::prop_assert_eq!(c.num_ack_pending, ack_pending);
+        }
+    }
 }

@@ -131,22 +131,91 @@ fn receiver(
         None => Some(d.timeout.get()),
     };
     let mut kinds = receiver_kinds(r, at, p);
+    let ca_certs = ca_file(p, &at.key("tls").key("ca_file"), r.tls.ca_file.as_deref());
     if p.len() > before || kinds.len() != 1 {
         return None;
     }
     let (kind, url, headers) = kinds.pop()?;
+    let headers = headers?;
+    warn_cleartext_credentials(&r.name, &kind, url.as_ref(), &headers);
     Some(Receiver {
         name: Arc::from(r.name.as_str()),
         kind,
         url,
-        headers: headers?,
+        headers,
         queue_capacity: r.queue_capacity.unwrap_or(d.queue_capacity),
         timeout: timeout?,
+        ca_certs: ca_certs?,
     })
+}
+
+/// A receiver's extra CA certificates: every certificate of a PEM file.
+fn ca_file(p: &mut Problems, at: &At, path: Option<&str>) -> Option<Vec<reqwest::Certificate>> {
+    let Some(path) = path else {
+        return Some(Vec::new());
+    };
+    let pem = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) => {
+            p.push(at, format!("cannot read `{path}`: {e}"));
+            return None;
+        }
+    };
+    match reqwest::Certificate::from_pem_bundle(&pem) {
+        Ok(certs) if !certs.is_empty() => Some(certs),
+        Ok(_) => {
+            p.push(at, format!("`{path}` holds no PEM certificate"));
+            None
+        }
+        Err(e) => {
+            p.push(at, format!("`{path}` is not a PEM certificate bundle: {e}"));
+            None
+        }
+    }
+}
+
+/// Credentials sent over plain http can be read by anyone on the path: say so
+/// at start (a warning, not an error: a sidecar on localhost is legitimate).
+fn warn_cleartext_credentials(
+    name: &str,
+    kind: &ReceiverKind,
+    url: Option<&reqwest::Url>,
+    headers: &HeaderMap,
+) {
+    let Some(url) = url.filter(|u| u.scheme() == "http") else {
+        return;
+    };
+    let signed = matches!(
+        kind,
+        ReceiverKind::Webhook {
+            hmac_secret: Some(_)
+        }
+    );
+    let credentials = !headers.is_empty()
+        || url.password().is_some()
+        || matches!(
+            kind,
+            ReceiverKind::PagerDuty { .. } | ReceiverKind::Slack { .. }
+        );
+    if credentials {
+        tracing::warn!(
+            receiver = name,
+            host = url.host_str().unwrap_or(""),
+            "receiver sends credentials over plain http; use https (with tls.ca_file for a private CA)"
+        );
+    } else if signed {
+        tracing::info!(
+            receiver = name,
+            "receiver uses plain http: its requests are signed but readable on the way"
+        );
+    }
 }
 
 /// A receiver's kind, its URL and its headers, one per kind key set.
 type Kinded = (ReceiverKind, Option<reqwest::Url>, Option<HeaderMap>);
+
+/// The shortest webhook signing secret accepted.
+pub const MIN_HMAC_SECRET_BYTES: usize = 16;
 
 fn receiver_kinds(r: &raw::Receiver, at: &At, p: &mut Problems) -> Vec<Kinded> {
     let mut kinds: Vec<Kinded> = Vec::new();
@@ -154,11 +223,19 @@ fn receiver_kinds(r: &raw::Receiver, at: &At, p: &mut Problems) -> Vec<Kinded> {
         let at = at.key("webhook");
         let url = url(p, &at.key("url"), &w.url);
         let headers = headers(p, &at.key("headers"), &w.headers);
-        if w.hmac_secret.as_deref() == Some("") {
-            p.push(
+        match w.hmac_secret.as_deref().map(str::len) {
+            Some(0) => p.push(
                 &at.key("hmac_secret"),
                 "must not be empty; remove the key to send unsigned requests",
-            );
+            ),
+            Some(n) if n < MIN_HMAC_SECRET_BYTES => p.push(
+                &at.key("hmac_secret"),
+                format!(
+                    "is {n} bytes long; use at least {MIN_HMAC_SECRET_BYTES} (for example \
+                     `openssl rand -hex 32`): a short secret can be guessed from one signed request"
+                ),
+            ),
+            _ => {}
         }
         kinds.push((
             ReceiverKind::Webhook {

@@ -125,16 +125,77 @@ fn http(raw: &raw::Http, at: &At, p: &mut Problems) -> Option<HttpSettings> {
             .parse::<SocketAddr>()
             .map_err(|e| format!("`{}` is not an IP:port address ({e})", raw.listen)),
     );
-    if raw.api_token.as_deref() == Some("") {
+    let token_ok = match raw
+        .api_token
+        .as_deref()
+        .map(str::chars)
+        .map(Iterator::count)
+    {
+        Some(0) => {
+            p.push(
+                &at.key("api_token"),
+                "is empty; remove it to leave the API open, or set a token",
+            );
+            false
+        }
+        Some(n) if n < MIN_API_TOKEN_CHARS => {
+            p.push(
+                &at.key("api_token"),
+                format!(
+                    "is {n} characters long; use at least {MIN_API_TOKEN_CHARS} \
+                     (for example `openssl rand -hex 16`)"
+                ),
+            );
+            false
+        }
+        _ => true,
+    };
+    let token_ok = token_ok
+        && match raw.api_token.as_deref() {
+            Some(t) if t.chars().any(|c| c.is_control() || c == ' ') => {
+                p.push(
+                    &at.key("api_token"),
+                    "contains a space or a control character, which an Authorization header cannot carry",
+                );
+                false
+            }
+            _ => true,
+        };
+    let max_connections = if (16..=65_536).contains(&raw.max_connections) {
+        Some(raw.max_connections)
+    } else {
         p.push(
-            &at.key("api_token"),
-            "is empty; remove it to leave the API open, or set a token",
+            &at.key("max_connections"),
+            format!("must be between 16 and 65536 (got {})", raw.max_connections),
         );
+        None
+    };
+    let header_read_timeout = between(
+        p,
+        &at.key("header_read_timeout"),
+        raw.header_read_timeout,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    );
+    let request_timeout = between(
+        p,
+        &at.key("request_timeout"),
+        raw.request_timeout,
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+    );
+    if !token_ok {
         return None;
     }
     Some(HttpSettings {
         listen: listen?,
         api_token: raw.api_token.clone(),
+        limits: crate::http::server::Limits {
+            max_connections: max_connections?,
+            header_read_timeout: header_read_timeout?,
+            ..crate::http::server::Limits::default()
+        },
+        request_timeout: request_timeout?,
     })
 }
 
@@ -217,6 +278,31 @@ const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 fn check_timeout(p: &mut Problems, at: &At, v: Seconds) -> Option<Duration> {
     if v.get() < Duration::from_millis(100) || v.get() > MAX_REQUEST_TIMEOUT {
         p.push(at, format!("must be between 100ms and 5m (got {v})"));
+        return None;
+    }
+    Some(v.get())
+}
+
+/// The shortest API token accepted: a guessable token is no protection.
+pub const MIN_API_TOKEN_CHARS: usize = 16;
+
+/// A duration within `[low, high]`.
+fn between(
+    p: &mut Problems,
+    at: &At,
+    v: Seconds,
+    low: Duration,
+    high: Duration,
+) -> Option<Duration> {
+    if v.get() < low || v.get() > high {
+        p.push(
+            at,
+            format!(
+                "must be between {} and {} (got {v})",
+                humantime::format_duration(low),
+                humantime::format_duration(high)
+            ),
+        );
         return None;
     }
     Some(v.get())

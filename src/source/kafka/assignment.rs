@@ -112,4 +112,42 @@ mod tests {
             Some(MAX_ASSIGNED)
         );
     }
+
+    // Property tests: PROPTEST_CASES=100000 for a long run (docs/development.md).
+    proptest::proptest! {
+        /// Any bytes: no panic, and what comes out stays within the bounds.
+        #[test]
+        fn any_bytes_decode_within_bounds(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096)) {
+            if let Some(pairs) = decode(&bytes) {
+                proptest::prop_assert!(pairs.len() <= MAX_ASSIGNED);
+                proptest::prop_assert!(pairs.iter().all(|(t, _)| t.len() <= MAX_TOPIC_NAME));
+            }
+        }
+
+        /// A well-formed assignment decodes to exactly its pairs, sorted.
+        #[test]
+        fn well_formed_assignments_round_trip(
+            topics in proptest::collection::vec(("[a-zA-Z0-9._-]{1,40}", proptest::collection::vec(proptest::prelude::any::<i32>(), 0..30)), 0..8)
+        ) {
+            let borrowed: Vec<(&str, &[i32])> = topics.iter().map(|(t, p)| (t.as_str(), p.as_slice())).collect();
+            let mut want: Vec<(String, i32)> = topics.iter().flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p))).collect();
+            want.sort();
+            proptest::prop_assert_eq!(decode(&encode(&borrowed)), Some(want));
+        }
+
+        /// A well-formed prefix followed by garbage, or cut anywhere: no panic.
+        #[test]
+        fn truncated_or_extended_assignments_do_not_panic(
+            topics in proptest::collection::vec(("[a-z]{1,10}", proptest::collection::vec(0i32..64, 0..10)), 0..4),
+            cut in 0usize..200,
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+        ) {
+            let borrowed: Vec<(&str, &[i32])> = topics.iter().map(|(t, p)| (t.as_str(), p.as_slice())).collect();
+            let mut bytes = encode(&borrowed);
+            bytes.truncate(cut.min(bytes.len()));
+            let _ = decode(&bytes);
+            bytes.extend(tail);
+            let _ = decode(&bytes);
+        }
+    }
 }
