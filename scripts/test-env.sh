@@ -27,7 +27,9 @@ have chromium || need_apt+=(chromium fonts-dejavu-core)
 have pip3 || need_apt+=(python3-pip)
 # wrk: HTTP load for benches/metrics_serve.rs (scrape latency under concurrency).
 have wrk || need_apt+=(wrk)
-# openssl: a private CA for the HTTPS receiver test (tests/alerts.rs).
+# tmux: a real terminal for `lagwatch top` (tests/cli.rs); openssl: a private CA
+# for the HTTPS receiver test (tests/alerts.rs).
+have tmux || need_apt+=(tmux)
 have openssl || need_apt+=(openssl)
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -59,7 +61,7 @@ else
   cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --quiet
 fi
 
-for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate chromium wrk openssl python3; do
+for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate chromium wrk tmux openssl python3; do
   have "$tool" || { log "ERROR: $tool still missing after install"; exit 1; }
 done
 log "ready: $(tansu --version 2>&1 | head -n1); nats-server $(nats-server --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1)"

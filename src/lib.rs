@@ -23,6 +23,7 @@
 
 pub mod alert;
 pub mod analysis;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod engine;
