@@ -76,7 +76,7 @@ const CASES: &[(&str, &[&str])] = &[
     ("18-bad-log-level.yaml", &["line 2: log.level: not a valid log filter"]),
     (
         "19-not-a-mapping.yaml",
-        &["invalid type: sequence, expected struct Config"],
+        &["the file must be a mapping of keys (`sources:`, `http:`, ...); it is a list"],
     ),
 ];
 

@@ -122,6 +122,9 @@ pub fn from_yaml(
             message: "the file is empty; at least `sources:` is required".into(),
         }]));
     }
+    if let Some(problem) = shape_problem(&value) {
+        return Err(fail(vec![problem]));
+    }
     let mut secrets = Vec::new();
     secret::literal_secrets(&value, &mut secrets);
     let mut problems = interpolate::interpolate(&mut value, env, &mut secrets);
@@ -163,6 +166,37 @@ pub fn from_yaml(
             Err(fail(problems))
         }
     }
+}
+
+/// A file that is not a mapping of named keys at its top (a list, a number, a
+/// `? ` complex key) cannot be read key by key: say so in words, instead of
+/// serde's "invalid type: unit value, expected field identifier".
+fn shape_problem(value: &serde_yaml::Value) -> Option<Problem> {
+    use serde_yaml::Value;
+    let whole = |message: String| Problem {
+        path: String::new(),
+        line: None,
+        message,
+    };
+    let Value::Mapping(m) = value else {
+        let kind = match value {
+            Value::Sequence(_) => "a list",
+            Value::String(_) => "a single string",
+            Value::Number(_) => "a number",
+            Value::Bool(_) => "a boolean",
+            _ => "not a mapping",
+        };
+        return Some(whole(format!(
+            "the file must be a mapping of keys (`sources:`, `http:`, ...); it is {kind}"
+        )));
+    };
+    m.keys().find(|k| !k.is_string()).map(|k| {
+        let shown = serde_yaml::to_string(k).unwrap_or_default();
+        whole(format!(
+            "the file's top-level keys must be names like `sources` or `http`; found the key `{}`",
+            shown.trim()
+        ))
+    })
 }
 
 /// Deserializes the raw config, reporting each parse error and dropping the key

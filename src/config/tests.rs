@@ -577,6 +577,27 @@ fn literal_secrets_of_any_type_never_reach_an_error() {
     }
 }
 
+/// Found by the property test (proptest-regressions/config/tests.txt): a file
+/// holding only `?` (a YAML complex key) was refused with serde's "invalid
+/// type: unit value, expected field identifier" and no path.
+#[test]
+fn a_file_that_is_not_a_mapping_of_names_says_so() {
+    for (text, fragment) in [
+        ("?", "top-level keys must be names"),
+        ("? [a]\n: 1\n", "found the key `- a`"),
+        ("- sources\n", "it is a list"),
+        ("5", "it is a number"),
+    ] {
+        let e = parse(text).expect_err(text);
+        assert_eq!(e.problems.len(), 1, "{text:?}: {:?}", e.problems);
+        assert!(
+            e.problems[0].message.contains(fragment),
+            "{text:?}: {:?}",
+            e.problems
+        );
+    }
+}
+
 #[test]
 fn short_api_tokens_are_refused() {
     let base = "sources:\n  - name: n\n    jetstream:\n      servers: [\"nats://x:4222\"]\n";
