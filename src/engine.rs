@@ -31,6 +31,8 @@ struct GroupState {
     recommend: RecommendState,
     /// Messages the group's committed offsets skipped, since lagwatch started.
     skipped: u64,
+    /// Baselines and membership changes for the diagnosis.
+    diagnosis: analysis::diagnosis::DiagnosisState,
 }
 
 /// Owns the state; see the module docs.
@@ -359,12 +361,16 @@ impl Engine {
             members: g.info.as_ref().and_then(|i| i.members),
             group: &a,
         };
-        g.recommendation = Some(recommend::recommend(
+        let recommendation = recommend::recommend(
             &input,
             &mut state.recommend,
             at,
             self.recommend.for_group(&g.key),
-        ));
+        );
+        let why = diagnosis_inputs(g, partitions, &a, recommendation.per_replica_capacity);
+        g.causes =
+            analysis::diagnosis::diagnose(&why, &mut state.diagnosis, at, &self.settings.diagnosis);
+        g.recommendation = Some(recommendation);
         g.analysis = Some(a);
     }
 
@@ -621,6 +627,38 @@ fn exact_wanted(partitions: &[PartitionView], max_error: f64) -> Vec<ConsumerKey
 }
 
 /// The partitions of one group view, as the recommender's inputs.
+/// A group's figures for [`analysis::diagnosis::diagnose`].
+fn diagnosis_inputs(
+    g: &GroupView,
+    parts: &[PartitionView],
+    a: &analysis::GroupAnalysis,
+    capacity_per_member: Option<f64>,
+) -> analysis::diagnosis::Inputs {
+    let mine = || g.partitions.iter().map(|i| &parts[*i]);
+    analysis::diagnosis::Inputs {
+        status: Some(a.status),
+        lag: a.lag_sum,
+        lag_growth: a.lag_growth,
+        produce_rate: a.produce_rate,
+        consume_rate: a.consume_rate,
+        members: g.info.as_ref().and_then(|i| i.members),
+        state: g.info.as_ref().and_then(|i| i.state.clone()),
+        partition_lags: mine()
+            .map(|p| {
+                (
+                    p.sample.key.topic.clone(),
+                    p.sample.key.partition,
+                    p.sample.lag,
+                )
+            })
+            .collect(),
+        ack_pending: mine()
+            .find_map(|p| p.sample.jetstream.as_ref())
+            .map(|j| (j.num_ack_pending, j.max_ack_pending)),
+        capacity_per_member,
+    }
+}
+
 fn partition_inputs(group: &GroupView, parts: &[PartitionView]) -> Vec<PartitionInput> {
     group
         .partitions

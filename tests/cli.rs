@@ -16,10 +16,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::truth;
+use common::truth::{commit_partitions as commit, produce_to as produce};
 use common::{Daemon, Tansu};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// Analysis fast enough for a test: a stuck group is STOP after 6 s.
 const ANALYSIS: &str = "  window: 6s\n  min_span: 3s\n  thresholds:\n    stop_after: 6s\n";
@@ -36,48 +34,6 @@ fn lagwatch(args: &[&str]) -> Output {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-/// Writes `counts[p]` records to partition p of `topic`.
-fn produce(bootstrap: &str, topic: &str, counts: &[usize]) {
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
-    let rt = common::runtime();
-    for (partition, n) in counts.iter().enumerate() {
-        for i in 0..*n {
-            let payload = format!("e{i}");
-            let record = FutureRecord::<(), _>::to(topic)
-                .partition(i32::try_from(partition).unwrap())
-                .payload(&payload);
-            rt.block_on(p.send(record, Duration::from_secs(10)))
-                .map_err(|(e, _)| e)
-                .unwrap();
-        }
-    }
-}
-
-/// Commits `offsets[p]` for partition p of `topic` as `group`, from a client
-/// that never joins the group (as `kafka-consumer-groups --reset-offsets`).
-fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[i64]) {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for (p, o) in offsets.iter().enumerate() {
-        tpl.add_partition_offset(topic, i32::try_from(p).unwrap(), Offset::Offset(*o))
-            .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while let Err(e) = c.commit(&tpl, CommitMode::Sync) {
-        assert!(Instant::now() < deadline, "commit for {group}: {e}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
 }
 
 fn config_file(dir: &tempfile::TempDir, bootstrap: &str) -> String {

@@ -51,6 +51,8 @@ pub struct Settings {
     pub thresholds: ThresholdResolver,
     /// Reading the broker's timestamp of the oldest unconsumed message.
     pub exact_time_lag: ExactTimeLag,
+    /// Why a group is behind.
+    pub diagnosis: super::diagnosis::DiagnosisSettings,
 }
 
 impl Default for Settings {
@@ -63,6 +65,7 @@ impl Default for Settings {
             expire_after: DEFAULT_EXPIRE_AFTER,
             thresholds: ThresholdResolver::uniform(Thresholds::default()),
             exact_time_lag: ExactTimeLag::default(),
+            diagnosis: super::diagnosis::DiagnosisSettings::default(),
         }
     }
 }

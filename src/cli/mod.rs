@@ -199,6 +199,7 @@ async fn describe_with(d: &Describe, backend: &Backend) -> u8 {
         // would state is not known yet, and is shown (and checked) as such.
         for g in &mut view.groups {
             g.status = None;
+            g.diagnosis = None;
             for p in &mut g.partition_rows {
                 p.status = "–".into();
             }

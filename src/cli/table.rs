@@ -34,6 +34,15 @@ pub fn render(view: &View, style: Style) -> String {
     ];
     let rows: Vec<Vec<String>> = view.groups.iter().map(group_row).collect();
     out.push_str(&columns(&header, &rows, &[3, 4, 5, 6, 7], style, 2));
+    for g in &view.groups {
+        if let Some(why) = &g.diagnosis {
+            out.push_str(&format!(
+                "why {}: {}\n",
+                super::check::name(g),
+                Escaped(why)
+            ));
+        }
+    }
     let with_partitions: Vec<&Group> = view
         .groups
         .iter()

@@ -27,6 +27,8 @@ pub struct Group {
     pub stale: bool,
     pub stale_seconds: f64,
     pub recommendation: Option<Recommendation>,
+    /// Why it is behind, in one sentence (null when it is not).
+    pub diagnosis: Option<String>,
     pub incidents: Vec<serde_json::Value>,
     /// Filled by `--partitions` from `/api/v1/group`.
     #[serde(skip_deserializing, skip_serializing_if = "Vec::is_empty")]

@@ -296,6 +296,21 @@ pub(crate) struct Analysis {
     pub groups: Vec<GroupThresholds>,
     #[serde(default)]
     pub exact_time_lag: ExactTimeLag,
+    #[serde(default)]
+    pub diagnosis: Diagnosis,
+}
+
+/// Thresholds of "why a group is behind"; defaults in
+/// `analysis::diagnosis::DiagnosisSettings::default`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Diagnosis {
+    pub spike_factor: Option<f64>,
+    pub slowdown_factor: Option<f64>,
+    pub hot_share: Option<f64>,
+    pub rebalance_changes: Option<usize>,
+    pub baseline_window: Option<Seconds>,
+    pub baseline_min: Option<Seconds>,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +355,7 @@ impl Default for Analysis {
             thresholds: Thresholds::default(),
             groups: Vec::new(),
             exact_time_lag: ExactTimeLag::default(),
+            diagnosis: Diagnosis::default(),
         }
     }
 }

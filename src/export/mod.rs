@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 pub use self_metrics::{encode_registry, SelfMetrics};
 
+use crate::analysis::diagnosis::Cause;
 use crate::analysis::{self, GroupAnalysis, TimeLagQuality};
 use crate::config::{Granularity, Settings};
 use crate::model::{JetstreamParts, Millis, SourceId, Status, StreamState, System};
@@ -268,6 +269,14 @@ fn render_group_state_sets(w: &mut Writer, sources: &[SourceView]) {
         if let Some(a) = &g.analysis {
             let values = Status::ALL.map(|st| (st.as_str(), st == a.status));
             state_set(w, (i, src, g), STATUS, "status", values);
+        }
+    }
+    const CAUSE: &str = "lagwatch_group_cause";
+    w.family(CAUSE, "Why the group is behind: 1 for each cause the evidence supports (stopped, stalled, ack_limit, hot_partition, producer_spike, consumer_slowdown, rebalancing, or unknown when none fits), 0 for the others; only for groups that are behind (status not OK or lag growing).", "gauge");
+    for (i, src, g) in all_groups(sources) {
+        if !g.causes.is_empty() {
+            let values = Cause::ALL.map(|c| (c.as_str(), g.causes.iter().any(|f| f.cause == c)));
+            state_set(w, (i, src, g), CAUSE, "cause", values);
         }
     }
 }

@@ -179,8 +179,20 @@ struct GroupJson {
     /// Lag in messages at recent polls, oldest first: [unix ms, lag].
     trend: Vec<(i64, u64)>,
     recommendation: Option<RecommendationJson>,
+    /// Why the group is behind, most explaining first; empty when it is not.
+    causes: Vec<CauseJson>,
+    /// The causes in one sentence, for people; null when not behind.
+    diagnosis: Option<String>,
     /// Open notification incidents of this group.
     incidents: Vec<IncidentJson>,
+}
+
+#[derive(Serialize)]
+struct CauseJson {
+    cause: &'static str,
+    /// Share of the lag this cause explains, 0 to 1.
+    share: f64,
+    evidence: String,
 }
 
 #[derive(Serialize)]
@@ -250,6 +262,16 @@ fn group_json(src: &SourceView, g: &GroupView, snap: &Snapshot) -> GroupJson {
             per_replica_capacity: r.per_replica_capacity,
             capacity_estimated: r.capacity_estimated,
         }),
+        causes: g
+            .causes
+            .iter()
+            .map(|f| CauseJson {
+                cause: f.cause.as_str(),
+                share: f.share,
+                evidence: f.evidence.clone(),
+            })
+            .collect(),
+        diagnosis: crate::analysis::diagnosis::sentence(&g.causes),
         incidents: incidents
             .iter()
             .filter(|i| i.group() == &g.key)

@@ -89,6 +89,7 @@ async function detail(g, row) {
   t.append(tb);
   const info = el("div", { class: "mute" }, `state ${d.group.state ?? "unknown"}, members ${d.group.members ?? "unknown"}` +
     (d.group.recommendation ? ` — ${d.group.recommendation.message}` : ""));
+  if (d.group.diagnosis) info.append(el("div", { class: "why" }, "Why: " + d.group.diagnosis));
   const cell = el("td", { colspan: "11" }, info, t);
   row.after(el("tr", { class: "detail" }, cell));
 }

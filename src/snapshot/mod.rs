@@ -61,6 +61,8 @@ pub struct GroupView {
     pub trend: Vec<(Millis, u64)>,
     /// Scale-out advice; None when the group has no analysis.
     pub recommendation: Option<Recommendation>,
+    /// Why the group is behind, most explaining first; empty when it is not.
+    pub causes: Vec<crate::analysis::diagnosis::Finding>,
     /// Messages the group's committed offsets skipped since lagwatch started
     /// (offset resets, purges; suspected, see `analysis::rates::SKIP_FACTOR`).
     pub skipped_total: u64,
@@ -84,6 +86,7 @@ impl GroupView {
             analysis: None,
             trend: Vec::new(),
             recommendation: None,
+            causes: Vec::new(),
             skipped_total: 0,
             read_at: at,
             stale_partitions: 0,

@@ -582,3 +582,53 @@ pub async fn ack_up_to(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+// ------------------------------------------------------------ Kafka, several partitions
+
+/// Writes `counts[p]` records to partition p of `topic`.
+pub fn produce_to(bootstrap: &str, topic: &str, counts: &[usize]) {
+    // One record per batch: tansu's memory storage puts the high watermark at
+    // the last batch's first offset + 1.
+    let p: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for (partition, n) in counts.iter().enumerate() {
+        for i in 0..*n {
+            let payload = format!("e{i}");
+            let record = FutureRecord::<(), _>::to(topic)
+                .partition(i32::try_from(partition).unwrap())
+                .payload(&payload);
+            rt.block_on(p.send(record, Duration::from_secs(10)))
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    }
+}
+
+/// Commits `offsets[p]` for partition p of `topic` as `group`, from a client
+/// that never joins the group (as `kafka-consumer-groups --reset-offsets`).
+pub fn commit_partitions(bootstrap: &str, group: &str, topic: &str, offsets: &[i64]) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets.iter().enumerate() {
+        tpl.add_partition_offset(topic, i32::try_from(p).unwrap(), Offset::Offset(*o))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while let Err(e) = c.commit(&tpl, CommitMode::Sync) {
+        assert!(Instant::now() < deadline, "commit for {group}: {e}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::{group_pattern, positive};
+use crate::analysis::diagnosis::DiagnosisSettings;
 use crate::analysis::settings::{
     millis, ExactTimeLag, Settings, ThresholdResolver, Thresholds, BYTES_PER_SAMPLE,
     MAX_SAMPLES_LIMIT,
@@ -28,6 +29,7 @@ pub(super) fn settings(a: &raw::Analysis, at: &At, p: &mut Problems) -> Option<S
             ),
         );
     }
+    let diagnosis = diagnosis(&a.diagnosis, &at.key("diagnosis"), p);
     if p.len() > before {
         return None;
     }
@@ -43,6 +45,64 @@ pub(super) fn settings(a: &raw::Analysis, at: &At, p: &mut Problems) -> Option<S
             max_per_poll: a.exact_time_lag.max_per_poll,
             max_error: a.exact_time_lag.max_error.get(),
         },
+        diagnosis: diagnosis?,
+    })
+}
+
+/// `analysis.diagnosis`: factors and shares in range, windows sensible.
+fn diagnosis(d: &raw::Diagnosis, at: &At, p: &mut Problems) -> Option<DiagnosisSettings> {
+    let def = DiagnosisSettings::default();
+    let before = p.len();
+    let mut factor = |key: &str, v: Option<f64>, low: f64, high: f64, default: f64| {
+        let v = v.unwrap_or(default);
+        if !(v.is_finite() && v > low && v < high) {
+            p.push(
+                &at.key(key),
+                format!("must be above {low} and below {high} (got {v})"),
+            );
+        }
+        v
+    };
+    let spike_factor = factor(
+        "spike_factor",
+        d.spike_factor,
+        1.0,
+        1000.0,
+        def.spike_factor,
+    );
+    let slowdown_factor = factor(
+        "slowdown_factor",
+        d.slowdown_factor,
+        0.0,
+        1.0,
+        def.slowdown_factor,
+    );
+    let hot_share = factor("hot_share", d.hot_share, 0.0, 1.0, def.hot_share);
+    let rebalance_changes = d.rebalance_changes.unwrap_or(def.rebalance_changes);
+    if rebalance_changes < 2 {
+        p.push(
+            &at.key("rebalance_changes"),
+            "must be at least 2 (one change is a deploy, not a loop)",
+        );
+    }
+    let baseline_window = d.baseline_window.map_or(def.baseline_window, Seconds::get);
+    let baseline_min = d.baseline_min.map_or(def.baseline_min, Seconds::get);
+    if baseline_min.is_zero() || baseline_min > baseline_window {
+        p.push(
+            &at.key("baseline_min"),
+            format!(
+                "must be above 0s and at most baseline_window ({})",
+                humantime::format_duration(baseline_window)
+            ),
+        );
+    }
+    (p.len() == before).then_some(DiagnosisSettings {
+        spike_factor,
+        slowdown_factor,
+        hot_share,
+        rebalance_changes,
+        baseline_window,
+        baseline_min,
     })
 }
 
