@@ -367,7 +367,11 @@ impl Engine {
             at,
             self.recommend.for_group(&g.key),
         );
-        let why = diagnosis_inputs(g, partitions, &a, recommendation.per_replica_capacity);
+        let mut why = diagnosis_inputs(g, partitions, &a, recommendation.per_replica_capacity);
+        let stop_after_ms = self.settings.thresholds.for_group(&g.key).stop_after_ms;
+        why.stop_after =
+            std::time::Duration::from_millis(u64::try_from(stop_after_ms).unwrap_or(0));
+        why.window = self.settings.window;
         g.causes =
             analysis::diagnosis::diagnose(&why, &mut state.diagnosis, at, &self.settings.diagnosis);
         g.recommendation = Some(recommendation);
@@ -656,6 +660,8 @@ fn diagnosis_inputs(
             .find_map(|p| p.sample.jetstream.as_ref())
             .map(|j| (j.num_ack_pending, j.max_ack_pending)),
         capacity_per_member,
+        stop_after: std::time::Duration::ZERO,
+        window: std::time::Duration::ZERO,
     }
 }
 
@@ -687,6 +693,7 @@ fn observation(g: &GroupView) -> Option<Observation> {
         current_replicas: rec.and_then(|r| r.current),
         recommended_replicas: rec.and_then(|r| r.recommended),
         recommendation_reason: rec.map(|r| r.message.clone()),
+        diagnosis: analysis::diagnosis::sentence(&g.causes),
     })
 }
 

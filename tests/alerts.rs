@@ -170,6 +170,7 @@ fn kafka(group: &str, lag: u64) -> Observation {
         current_replicas: Some(2),
         recommended_replicas: Some(4),
         recommendation_reason: Some("lag drains in 10m with 4 replicas".into()),
+        diagnosis: Some("producer_spike: produce 2,400/s, 3.1x its 1h baseline of 780/s".into()),
     }
 }
 
@@ -193,6 +194,7 @@ fn jetstream(consumer: &str, lag: u64) -> Observation {
         current_replicas: None,
         recommended_replicas: None,
         recommendation_reason: None,
+        diagnosis: None,
     }
 }
 

@@ -89,6 +89,10 @@ pub struct Observation {
     pub current_replicas: Option<u32>,
     pub recommended_replicas: Option<u32>,
     pub recommendation_reason: Option<String>,
+    /// Why the group is behind, in one sentence (analysis::diagnosis); None
+    /// when it is not. Absent from state files written before it existed.
+    #[serde(default)]
+    pub diagnosis: Option<String>,
 }
 
 /// The three moments an incident is notified.
@@ -185,6 +189,7 @@ pub(crate) mod tests_support {
             current_replicas: None,
             recommended_replicas: None,
             recommendation_reason: None,
+            diagnosis: None,
         };
         Notification {
             event_id: uuid::Uuid::new_v4(),

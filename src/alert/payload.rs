@@ -53,6 +53,8 @@ pub struct EventData {
     pub status: &'static str,
     pub retention: RetentionData,
     pub recommendation: Option<RecommendationData>,
+    /// Why the group is behind, in one sentence; null when not known or not behind.
+    pub diagnosis: Option<String>,
     pub pending_since: String,
     pub started_at: String,
     pub resolved_at: Option<String>,
@@ -146,6 +148,7 @@ pub fn event(n: &Notification, ctx: &RenderContext) -> Event {
                 seconds_until_loss: finite(o.seconds_until_loss),
             },
             recommendation,
+            diagnosis: o.diagnosis.clone(),
             pending_since: rfc3339(inc.pending_since),
             started_at: rfc3339(inc.started_at),
             resolved_at: inc.resolved_at.map(rfc3339),
@@ -204,7 +207,7 @@ pub fn summary(n: &Notification) -> String {
             inc.condition.describe(&inc.observation)
         ),
         (EventKind::Fired | EventKind::Repeated, _) => format!(
-            "{} {} ({}): {who}: {}",
+            "{} {} ({}): {who}: {}{}",
             if n.kind == EventKind::Fired {
                 "FIRING"
             } else {
@@ -212,7 +215,11 @@ pub fn summary(n: &Notification) -> String {
             },
             inc.rule,
             inc.severity,
-            inc.condition.describe(&inc.observation)
+            inc.condition.describe(&inc.observation),
+            inc.observation
+                .diagnosis
+                .as_ref()
+                .map_or(String::new(), |d| format!(" (why: {d})"))
         ),
     }
 }

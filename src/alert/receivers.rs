@@ -243,6 +243,9 @@ pub(crate) fn slack(n: &Notification, ctx: &RenderContext, blocks: bool) -> Valu
         slack_escape(&inc.rule),
         inc.severity
     );
+    if let (Some(why), false) = (&o.diagnosis, n.kind == EventKind::Resolved) {
+        text.push_str(&format!("\nWhy: {}", slack_escape(why)));
+    }
     if let Some(l) = &link {
         text.push_str(&format!("\n<{l}|Dashboard>"));
     }

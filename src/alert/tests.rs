@@ -64,6 +64,7 @@ fn obs(group: &str, lag: u64) -> Observation {
         current_replicas: None,
         recommended_replicas: None,
         recommendation_reason: None,
+        diagnosis: None,
     }
 }
 

@@ -116,6 +116,11 @@ pub struct Inputs {
     pub ack_pending: Option<(u64, i64)>,
     /// Learned messages per second one consumer handles.
     pub capacity_per_member: Option<f64>,
+    /// A group is STOP after this long without progress, STALL after its
+    /// commits stood still for this long (the analysis window): the least a
+    /// stuck group has been stuck when its status turns.
+    pub stop_after: Duration,
+    pub window: Duration,
 }
 
 /// What diagnosis remembers of a group between polls.
@@ -235,12 +240,13 @@ fn ack_limit(i: &Inputs) -> Option<Finding> {
 /// STOP or STALL, and since when.
 fn stuck(i: &Inputs, state: &DiagnosisState, at: Millis) -> Option<Finding> {
     let (st, since) = state.stuck_since?;
-    let secs = ((at.0 - since.0).max(0) as f64) / 1000.0;
-    let (cause, word) = if st == Status::Stop {
-        (Cause::Stopped, "no progress")
+    let in_status = ((at.0 - since.0).max(0) as f64) / 1000.0;
+    let (cause, word, floor) = if st == Status::Stop {
+        (Cause::Stopped, "no progress", i.stop_after)
     } else {
-        (Cause::Stalled, "committing without catching up")
+        (Cause::Stalled, "commits standing still", i.window)
     };
+    let secs = in_status + floor.as_secs_f64();
     Some(Finding {
         cause,
         share: 1.0,
@@ -417,6 +423,8 @@ mod tests {
             partition_lags: (0..8).map(|p| (Arc::from("t"), Some(p), 12)).collect(),
             ack_pending: None,
             capacity_per_member: Some(60.0),
+            stop_after: Duration::from_secs(60),
+            window: Duration::from_secs(30),
         }
     }
 
@@ -544,7 +552,7 @@ mod tests {
         let got = diagnose(&stop, &mut st, Millis(90_000), &s);
         assert_eq!(got[0].cause, Cause::Stopped);
         assert!(
-            got[0].evidence.contains("no progress for at least 1m 30s"),
+            got[0].evidence.contains("no progress for at least 2m 30s"),
             "{got:?}"
         );
 

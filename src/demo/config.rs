@@ -28,6 +28,9 @@ analysis:
   expire_after: {window}
   thresholds:
     stop_after: {window}
+  diagnosis:
+    baseline_window: {baseline_window}
+    baseline_min: {baseline_min}
 recommend:
   target_drain_time: {drain}
   learn_after: {learn}
@@ -74,6 +77,10 @@ sources:
         // min_samples (3) polls and min_span inside the window.
         window = at_least(40.0, 4000.0),
         min_span = secs(6.0),
+        // The flash sale starts 30 s into the story: a baseline from the
+        // first 20 s of normal traffic names it a producer spike.
+        baseline_window = secs(120.0),
+        baseline_min = secs(20.0),
         drain = secs(60.0),
         learn = secs(10.0),
         min_backlog = secs(4.0),

@@ -87,16 +87,22 @@ pub(super) fn summary(snap: &Snapshot, t: f64) -> Vec<String> {
             let eta = a
                 .eta_seconds
                 .map_or("–".to_string(), |e| format!("{e:.0}s"));
+            let why: Vec<&str> = g.causes.iter().map(|f| f.cause.as_str()).collect();
             rows.push((
                 a.status,
                 format!(
-                    "  {:<18} {:<6} lag {:>7}  behind {:>6}  growth {:>7}  eta {:>6}",
+                    "  {:<18} {:<6} lag {:>7}  behind {:>6}  growth {:>7}  eta {:>6}{}",
                     g.key.group,
                     a.status.as_str(),
                     a.lag_sum,
                     behind,
                     growth,
-                    eta
+                    eta,
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  why {}", why.join(", "))
+                    }
                 ),
             ));
         }
