@@ -308,38 +308,24 @@ impl Drop for Member {
 /// `kafka-consumer-groups --reset-offsets` does: from a client that never joins
 /// the group (which has no active member).
 pub fn commit_as_admin(bootstrap: &str, group: &str, topic: &str, offset: i64) {
-    let c: BaseConsumer = ClientConfig::new()
+    commit_partitions(bootstrap, group, topic, &[offset]);
+}
+
+/// A producer that sends one record per batch: tansu's memory storage puts
+/// the high watermark at the last batch's first offset + 1.
+fn one_record_per_batch(bootstrap: &str) -> FutureProducer {
+    ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
+        .set("batch.num.messages", "1")
+        .set("linger.ms", "0")
         .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match c.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => return,
-            Err(e) if Instant::now() < deadline => {
-                eprintln!("admin commit {offset} failed (will retry): {e}");
-                std::thread::sleep(Duration::from_millis(500));
-            }
-            Err(e) => panic!("admin commit of {offset} for {group} failed: {e}"),
-        }
-    }
+        .unwrap()
 }
 
 /// Writes exactly `n` records to partition 0, one at a time, and records when
 /// each was written.
 pub fn write_records(bootstrap: &str, topic: &str, n: usize, written: &Written) {
-    use rdkafka::producer::{FutureProducer, FutureRecord};
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
+    let p = one_record_per_batch(bootstrap);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -587,14 +573,7 @@ pub async fn ack_up_to(
 
 /// Writes `counts[p]` records to partition p of `topic`.
 pub fn produce_to(bootstrap: &str, topic: &str, counts: &[usize]) {
-    // One record per batch: tansu's memory storage puts the high watermark at
-    // the last batch's first offset + 1.
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("batch.num.messages", "1")
-        .set("linger.ms", "0")
-        .create()
-        .unwrap();
+    let p = one_record_per_batch(bootstrap);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
