@@ -33,12 +33,7 @@ fn raw(addr: &str, request: &[u8]) -> (u16, String, String) {
     // whole; what was answered before counts.
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let (status, head, body) = common::split_response(&text);
     (status, head.to_ascii_lowercase(), body.to_string())
 }
 

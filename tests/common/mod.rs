@@ -94,12 +94,7 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let (status, head, body) = split_response(&text);
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
@@ -109,6 +104,17 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
         body.to_string()
     };
     Ok((status, body))
+}
+
+/// An HTTP/1.1 answer as (status, head, body); status 0 when there is none.
+pub fn split_response(text: &str) -> (u16, &str, &str) {
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, head, body)
 }
 
 fn dechunk(mut s: &str) -> String {
