@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::load::{consumer, producer};
 use common::{Daemon, Tansu};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::Value;
 
@@ -31,96 +31,6 @@ fn name(prefix: &str) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     format!("{prefix}-{nanos:08x}")
-}
-
-/// Produces `rate` records/s (a shared, changeable rate) round-robin over
-/// `partitions`, one record per batch (tansu's memory storage needs it; with
-/// batch.num.messages=1 no flush per record is needed, which would cap the rate
-/// at one broker round trip per record).
-fn producer(
-    bootstrap: String,
-    topic: String,
-    partitions: i32,
-    rate: Arc<AtomicU32>,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let p: BaseProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("batch.num.messages", "1")
-            .set("linger.ms", "0")
-            .create()
-            .unwrap();
-        let mut sent = 0u64;
-        let mut due = 0.0f64;
-        let mut last = Instant::now();
-        while !stop.load(Ordering::Relaxed) {
-            due += f64::from(rate.load(Ordering::Relaxed)) * last.elapsed().as_secs_f64();
-            last = Instant::now();
-            while due >= 1.0 {
-                let part = i32::try_from(sent % u64::try_from(partitions).unwrap()).unwrap();
-                let payload = format!("order {sent}");
-                let _ = p.send(
-                    BaseRecord::<(), _>::to(&topic)
-                        .partition(part)
-                        .payload(&payload),
-                );
-                sent += 1;
-                due -= 1.0;
-            }
-            p.poll(Duration::ZERO);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = p.flush(Duration::from_secs(5));
-    })
-}
-
-/// A group member consuming at most `rate` records/s, committing every 250 ms,
-/// until `stop`.
-fn consumer(
-    bootstrap: String,
-    group: String,
-    topic: String,
-    rate: f64,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "6000")
-            .set("max.poll.interval.ms", "6000")
-            .create()
-            .unwrap();
-        c.subscribe(&[&topic]).unwrap();
-        let mut budget = 0.0f64;
-        let mut last = Instant::now();
-        let mut last_commit = Instant::now();
-        let mut dirty = false;
-        while !stop.load(Ordering::Relaxed) {
-            budget = (budget + rate * last.elapsed().as_secs_f64()).min(rate.max(1.0));
-            last = Instant::now();
-            if budget >= 1.0 {
-                if let Some(Ok(_)) = c.poll(Duration::from_millis(50)) {
-                    budget -= 1.0;
-                    dirty = true;
-                }
-            } else {
-                // Throttled: not polling (a poll would consume a message).
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if dirty && last_commit.elapsed() > Duration::from_millis(250) {
-                let _ = c.commit_consumer_state(CommitMode::Sync);
-                last_commit = Instant::now();
-                dirty = false;
-            }
-        }
-        if dirty {
-            let _ = c.commit_consumer_state(CommitMode::Sync);
-        }
-    })
 }
 
 /// A real HTTP receiver on 127.0.0.1: records every POST body, answers 200.
@@ -199,7 +109,7 @@ fn a_stopped_consumer_fires_a_stop_notification_and_its_return_resolves_the_inci
         b.clone(),
         group.clone(),
         topic.clone(),
-        200.0,
+        common::load::rate(200),
         stop_consumer.clone(),
     );
 
@@ -268,7 +178,7 @@ sources:
         b.clone(),
         group.clone(),
         topic.clone(),
-        200.0,
+        common::load::rate(200),
         stop_second.clone(),
     );
     let resolved = receiver.wait_for("LagAlertResolved", Duration::from_secs(60), |v| {
@@ -337,14 +247,14 @@ fn the_recommendation_rises_to_keep_up_is_partition_bound_and_scales_in_only_aft
         b.clone(),
         g_wide.clone(),
         wide.clone(),
-        15.0,
+        common::load::rate(15),
         stop_wide.clone(),
     ));
     threads.push(consumer(
         b.clone(),
         g_narrow.clone(),
         narrow.clone(),
-        15.0,
+        common::load::rate(15),
         stop.clone(),
     ));
 
@@ -408,7 +318,7 @@ sources:
             b.clone(),
             g_wide.clone(),
             wide.clone(),
-            15.0,
+            common::load::rate(15),
             stop_wide.clone(),
         ));
     }

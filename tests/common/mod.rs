@@ -13,6 +13,7 @@
 )]
 
 pub mod capture;
+pub mod load;
 pub mod proxy;
 pub mod truth;
 
