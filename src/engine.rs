@@ -354,12 +354,18 @@ impl Engine {
         state.skipped = state.skipped.saturating_add(a.skipped);
         g.skipped_total = state.skipped;
         let inputs = partition_inputs(g, partitions);
+        let lags: Vec<_> = inputs
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, p.lag))
+            .collect();
+        let hot = analysis::diagnosis::hot_partitions(&lags, self.settings.diagnosis.hot_share);
         let input = recommend::Input {
             key: &g.key,
             system: g.system,
             partitions: &inputs,
             members: g.info.as_ref().and_then(|i| i.members),
             group: &a,
+            hot: hot.as_ref(),
         };
         let recommendation = recommend::recommend(
             &input,
@@ -368,6 +374,7 @@ impl Engine {
             self.recommend.for_group(&g.key),
         );
         let mut why = diagnosis_inputs(g, partitions, &a, recommendation.per_replica_capacity);
+        why.hot = hot;
         let stop_after_ms = self.settings.thresholds.for_group(&g.key).stop_after_ms;
         why.stop_after =
             std::time::Duration::from_millis(u64::try_from(stop_after_ms).unwrap_or(0));
@@ -630,8 +637,9 @@ fn exact_wanted(partitions: &[PartitionView], max_error: f64) -> Vec<ConsumerKey
     wanted.into_iter().map(|(_, _, k)| k.clone()).collect()
 }
 
-/// The partitions of one group view, as the recommender's inputs.
-/// A group's figures for [`analysis::diagnosis::diagnose`].
+/// A group's figures for [`analysis::diagnosis::diagnose`] (the hot
+/// partitions are filled in by the caller, which shares them with the
+/// recommender).
 fn diagnosis_inputs(
     g: &GroupView,
     parts: &[PartitionView],
@@ -647,24 +655,29 @@ fn diagnosis_inputs(
         consume_rate: a.consume_rate,
         members: g.info.as_ref().and_then(|i| i.members),
         state: g.info.as_ref().and_then(|i| i.state.clone()),
-        partition_lags: mine()
-            .map(|p| {
-                (
-                    p.sample.key.topic.clone(),
-                    p.sample.key.partition,
-                    p.sample.lag,
-                )
-            })
-            .collect(),
         ack_pending: mine()
             .find_map(|p| p.sample.jetstream.as_ref())
             .map(|j| (j.num_ack_pending, j.max_ack_pending)),
+        member_ids: g.info.as_ref().and_then(|i| {
+            i.assignments.as_ref().map(|members| {
+                members
+                    .iter()
+                    .map(|m| {
+                        use std::hash::{BuildHasher as _, BuildHasherDefault};
+                        BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                            .hash_one(&m.member_id)
+                    })
+                    .collect()
+            })
+        }),
+        hot: None,
         capacity_per_member,
         stop_after: std::time::Duration::ZERO,
         window: std::time::Duration::ZERO,
     }
 }
 
+/// The partitions of one group view, as the recommender's inputs.
 fn partition_inputs(group: &GroupView, parts: &[PartitionView]) -> Vec<PartitionInput> {
     group
         .partitions

@@ -14,9 +14,11 @@
 //!   baseline (an average over `baseline_window`, known once the group has
 //!   been watched for `baseline_min`).
 //! - `consumer_slowdown`: consume rate per member at most `slowdown_factor`
-//!   of the learned per-replica capacity, with produce within its baseline.
-//! - `rebalancing`: the member count or the group state changed at least
-//!   `rebalance_changes` times within `baseline_min`.
+//!   of the most it has shown (the learned per-replica capacity, or its own
+//!   baseline when higher), with produce within its baseline.
+//! - `rebalancing`: the members (by id where the broker names them), their
+//!   count or the group state changed at least `rebalance_changes` times
+//!   within `baseline_min`.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -110,10 +112,15 @@ pub struct Inputs {
     pub consume_rate: Option<f64>,
     pub members: Option<u32>,
     pub state: Option<String>,
-    /// Per partition: (topic, partition, lag).
-    pub partition_lags: Vec<(Arc<str>, Option<i32>, u64)>,
     /// JetStream: (num_ack_pending, max_ack_pending).
     pub ack_pending: Option<(u64, i64)>,
+    /// Kafka: a fingerprint of each member id (DescribeGroups), so a member
+    /// replaced by another (a crash loop) counts as a change even when the
+    /// count stays the same. None when the broker does not name members.
+    pub member_ids: Option<Vec<u64>>,
+    /// The partitions holding most of the lag, when few do (the engine finds
+    /// them once with [`hot_partitions`] for diagnosis and recommendation).
+    pub hot: Option<Hot>,
     /// Learned messages per second one consumer handles.
     pub capacity_per_member: Option<f64>,
     /// A group is STOP after this long without progress, STALL after its
@@ -123,44 +130,125 @@ pub struct Inputs {
     pub window: Duration,
 }
 
+/// A time-weighted average of a rate, and since when it has been watched.
+#[derive(Clone, Copy, Debug, Default)]
+struct Baseline {
+    /// The average and when it was last moved.
+    value: Option<(f64, Millis)>,
+    since: Option<Millis>,
+}
+
+impl Baseline {
+    /// Moves toward `rate` with time constant `window`.
+    fn observe(&mut self, rate: f64, at: Millis, window: Duration) {
+        if !rate.is_finite() || rate < 0.0 {
+            return;
+        }
+        self.since.get_or_insert(at);
+        self.value = Some(match self.value {
+            None => (rate, at),
+            Some((b, t)) => {
+                let dt = ((at.0 - t.0).max(0) as f64) / 1000.0;
+                let w = 1.0 - (-dt / window.as_secs_f64().max(1.0)).exp();
+                (b + (rate - b) * w, at)
+            }
+        });
+    }
+
+    /// The average, once watched for at least `min`.
+    fn trusted(&self, at: Millis, min: Duration) -> Option<f64> {
+        let since = self.since?;
+        let long_enough = (at.0 - since.0) as f64 / 1000.0 >= min.as_secs_f64();
+        self.value.map(|(b, _)| b).filter(|_| long_enough)
+    }
+}
+
+/// One membership change: when, and how many members joined and left (by id;
+/// from the count when the broker names no members).
+#[derive(Clone, Copy, Debug)]
+struct Change {
+    at: Millis,
+    joined: u32,
+    left: u32,
+}
+
+/// What the group looked like at the last poll, to see it change.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Membership {
+    members: Option<u32>,
+    state: Option<String>,
+    ids: Option<Vec<u64>>,
+}
+
 /// What diagnosis remembers of a group between polls.
 #[derive(Clone, Debug, Default)]
 pub struct DiagnosisState {
-    /// Time-weighted average produce rate (msgs/s) and when it was updated.
-    baseline: Option<(f64, Millis)>,
-    /// When the group was first seen with a produce rate.
-    watched_since: Option<Millis>,
-    /// Poll times at which members or state changed.
-    changes: VecDeque<Millis>,
-    last_membership: Option<(Option<u32>, Option<String>)>,
+    /// The produce rate's baseline (msgs/s).
+    produce: Baseline,
+    /// The consume rate's baseline, per member when the member count is known
+    /// (`per_member` says which; it restarts when that changes).
+    consume: Baseline,
+    per_member: bool,
+    /// Membership or state changes within `baseline_min`.
+    changes: VecDeque<Change>,
+    last_membership: Option<Membership>,
     /// Since when the status has been STOP or STALL.
     stuck_since: Option<(Status, Millis)>,
 }
 
+/// Baselines read before this poll moves them.
+#[derive(Clone, Copy, Debug, Default)]
+struct Baselines {
+    produce: Option<f64>,
+    /// Per member when `per_member`, else the group's.
+    consume: Option<f64>,
+    per_member: bool,
+}
+
 impl DiagnosisState {
-    /// Folds this poll in: the baseline moves toward the produce rate with
+    /// Folds this poll in: the baselines move toward this poll's rates with
     /// time constant `baseline_window`; a membership or state change is noted.
     fn observe(&mut self, i: &Inputs, at: Millis, s: &DiagnosisSettings) {
-        if let Some(rate) = i.produce_rate.filter(|r| r.is_finite() && *r >= 0.0) {
-            self.watched_since.get_or_insert(at);
-            self.baseline = Some(match self.baseline {
-                None => (rate, at),
-                Some((b, t)) => {
-                    let dt = ((at.0 - t.0).max(0) as f64) / 1000.0;
-                    let w = 1.0 - (-dt / s.baseline_window.as_secs_f64().max(1.0)).exp();
-                    (b + (rate - b) * w, at)
-                }
-            });
+        if let Some(rate) = i.produce_rate {
+            self.produce.observe(rate, at, s.baseline_window);
         }
-        let membership = (i.members, i.state.clone());
+        if let Some(rate) = i.consume_rate {
+            let per_member = i.members.is_some_and(|m| m > 0);
+            if per_member != self.per_member {
+                self.consume = Baseline::default();
+                self.per_member = per_member;
+            }
+            let per = rate / f64::from(i.members.filter(|_| per_member).unwrap_or(1));
+            self.consume.observe(per, at, s.baseline_window);
+        }
+        let now = Membership {
+            members: i.members,
+            state: i.state.clone(),
+            ids: i.member_ids.as_ref().map(|ids| {
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                ids.dedup();
+                ids
+            }),
+        };
         if let Some(last) = &self.last_membership {
-            if *last != membership {
-                self.changes.push_back(at);
+            if *last != now {
+                let (joined, left) = match (&last.ids, &now.ids) {
+                    (Some(a), Some(b)) => (
+                        count_u32(b.iter().filter(|id| a.binary_search(id).is_err()).count()),
+                        count_u32(a.iter().filter(|id| b.binary_search(id).is_err()).count()),
+                    ),
+                    _ => {
+                        let (a, b) = (last.members.unwrap_or(0), now.members.unwrap_or(0));
+                        (b.saturating_sub(a), a.saturating_sub(b))
+                    }
+                };
+                self.changes.push_back(Change { at, joined, left });
             }
         }
-        self.last_membership = Some(membership);
+        self.last_membership = Some(now);
         let horizon = at.0 - i64::try_from(s.baseline_min.as_millis()).unwrap_or(i64::MAX);
-        while self.changes.front().is_some_and(|t| t.0 < horizon) {
+        while self.changes.front().is_some_and(|c| c.at.0 < horizon) {
             self.changes.pop_front();
         }
         self.stuck_since = match (i.status, self.stuck_since) {
@@ -172,12 +260,18 @@ impl DiagnosisState {
         };
     }
 
-    /// The baseline, once the group has been watched long enough.
-    fn trusted_baseline(&self, at: Millis, s: &DiagnosisSettings) -> Option<f64> {
-        let since = self.watched_since?;
-        let long_enough = (at.0 - since.0) as f64 / 1000.0 >= s.baseline_min.as_secs_f64();
-        self.baseline.map(|(b, _)| b).filter(|_| long_enough)
+    /// The baselines, each once the group has been watched long enough.
+    fn baselines(&self, at: Millis, s: &DiagnosisSettings) -> Baselines {
+        Baselines {
+            produce: self.produce.trusted(at, s.baseline_min),
+            consume: self.consume.trusted(at, s.baseline_min),
+            per_member: self.per_member,
+        }
     }
+}
+
+fn count_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Whether a group is behind enough to ask why: a status other than OK, or
@@ -195,8 +289,8 @@ pub fn diagnose(
     at: Millis,
     s: &DiagnosisSettings,
 ) -> Vec<Finding> {
-    // The baseline is read before this poll moves it.
-    let baseline = state.trusted_baseline(at, s);
+    // The baselines are read before this poll moves them.
+    let baseline = state.baselines(at, s);
     state.observe(i, at, s);
     if !lagging(i) {
         return Vec::new();
@@ -205,10 +299,10 @@ pub fn diagnose(
         // The ack limit first: it explains why a consumer is stuck.
         ack_limit(i),
         stuck(i, state, at),
-        hot_partition(i, s),
-        producer_spike(i, baseline, s),
+        hot_partition(i),
+        producer_spike(i, baseline.produce, s),
         consumer_slowdown(i, baseline, s),
-        rebalancing(state, s),
+        rebalancing(i, state, s),
     ]
     .into_iter()
     .flatten()
@@ -274,64 +368,125 @@ fn producer_spike(i: &Inputs, baseline: Option<f64>, s: &DiagnosisSettings) -> O
     })
 }
 
-/// Each member well below its learned capacity while produce is steady.
-fn consumer_slowdown(i: &Inputs, baseline: Option<f64>, s: &DiagnosisSettings) -> Option<Finding> {
-    let (consume, m, cap) = (i.consume_rate?, i.members?, i.capacity_per_member?);
-    let (rate, b) = (i.produce_rate?, baseline?);
-    let produce_steady = b > 0.0 && rate <= 1.5 * b;
-    let per = consume / f64::from(m.max(1));
-    (m > 0 && cap > 0.0 && produce_steady && per <= s.slowdown_factor * cap).then(|| Finding {
-        cause: Cause::ConsumerSlowdown,
-        share: ((cap - per) / cap).clamp(0.0, 1.0),
-        evidence: format!(
-            "consume {}/s per member ({m} members), {:.1}x their learned capacity of {}/s, with produce steady",
+/// Consumers well below the most they have shown (learned capacity, or their
+/// own baseline when higher) while produce is steady.
+fn consumer_slowdown(i: &Inputs, baseline: Baselines, s: &DiagnosisSettings) -> Option<Finding> {
+    let consume = i.consume_rate?;
+    let (rate, b) = (i.produce_rate?, baseline.produce?);
+    if b <= 0.0 || rate > 1.5 * b {
+        return None;
+    }
+    // Per member when the count is known (and the baseline is per member).
+    let members = i.members.filter(|&m| m > 0 && baseline.per_member);
+    let per = consume / f64::from(members.unwrap_or(1));
+    let learned = i.capacity_per_member.filter(|_| members.is_some());
+    let reference = match (learned, baseline.consume) {
+        (Some(c), Some(b)) => c.max(b),
+        (c, b) => c.or(b)?,
+    };
+    if !(reference > 0.0 && per <= s.slowdown_factor * reference) {
+        return None;
+    }
+    let against = match (learned, baseline.consume) {
+        (Some(c), Some(b)) if c >= b => format!(
+            "their learned capacity of {}/s (baseline {}/s)",
+            count(c),
+            count(b)
+        ),
+        (Some(c), Some(b)) => format!(
+            "their {} baseline of {}/s (learned capacity {}/s)",
+            dur(s.baseline_window.as_secs_f64()),
+            count(b),
+            count(c)
+        ),
+        (Some(c), None) => format!("their learned capacity of {}/s", count(c)),
+        (None, _) => format!(
+            "{} {} baseline of {}/s",
+            if members.is_some() { "their" } else { "its" },
+            dur(s.baseline_window.as_secs_f64()),
+            count(reference)
+        ),
+    };
+    let who = match members {
+        Some(m) => format!(
+            "consume {}/s per member ({m} member{})",
             count(per),
-            per / cap,
-            count(cap)
+            if m == 1 { "" } else { "s" }
+        ),
+        None => format!(
+            "consume {}/s (member count unknown: fewer consumers or slower ones)",
+            count(per)
+        ),
+    };
+    Some(Finding {
+        cause: Cause::ConsumerSlowdown,
+        share: ((reference - per) / reference).clamp(0.0, 1.0),
+        evidence: format!(
+            "{who}, {:.1}x {against}, with produce steady at {}/s",
+            per / reference,
+            count(rate)
         ),
     })
 }
 
 /// Membership or state changed often within `baseline_min`.
-fn rebalancing(state: &DiagnosisState, s: &DiagnosisSettings) -> Option<Finding> {
-    (state.changes.len() >= s.rebalance_changes).then(|| Finding {
+fn rebalancing(i: &Inputs, state: &DiagnosisState, s: &DiagnosisSettings) -> Option<Finding> {
+    let n = state.changes.len();
+    if n < s.rebalance_changes {
+        return None;
+    }
+    let joined: u32 = state.changes.iter().map(|c| c.joined).sum();
+    let left: u32 = state.changes.iter().map(|c| c.left).sum();
+    let now = i.members.map_or(String::new(), |m| format!(", {m} now"));
+    Some(Finding {
         cause: Cause::Rebalancing,
         share: 0.5,
         evidence: format!(
-            "membership or state changed {} times in {}",
-            state.changes.len(),
+            "membership or state changed {n} times in {} ({joined} joined, {left} left{now}): \
+             each rebalance pauses consumption; a crash loop or a too-short max.poll.interval.ms?",
             dur(s.baseline_min.as_secs_f64())
         ),
     })
 }
 
+/// The partitions holding most of a group's lag.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hot {
+    /// (topic, partition) of each hot partition, most lag first.
+    pub partitions: Vec<(Arc<str>, Option<i32>)>,
+    /// How many partitions the group has.
+    pub of: usize,
+    /// The hot partitions' share of the lag, 0 to 1.
+    pub share: f64,
+    /// "3" (one topic) or "orders/3, orders/5".
+    pub names: String,
+}
+
 /// The smallest set of partitions holding `hot_share` of the lag, when it is
-/// at most a quarter of them (and fewer than all).
-fn hot_partition(i: &Inputs, s: &DiagnosisSettings) -> Option<Finding> {
-    let n = i.partition_lags.len();
-    let total: u64 = i.partition_lags.iter().map(|p| p.2).sum();
+/// at most a quarter of them (and fewer than all). Input: (topic, partition,
+/// lag) per partition.
+pub fn hot_partitions(lags: &[(Arc<str>, Option<i32>, u64)], hot_share: f64) -> Option<Hot> {
+    let n = lags.len();
+    let total: u64 = lags.iter().map(|p| p.2).sum();
     if n < 2 || total == 0 {
         return None;
     }
-    let mut lags: Vec<&(Arc<str>, Option<i32>, u64)> = i.partition_lags.iter().collect();
-    lags.sort_by_key(|p| std::cmp::Reverse(p.2));
+    let mut sorted: Vec<&(Arc<str>, Option<i32>, u64)> = lags.iter().collect();
+    sorted.sort_by_key(|p| std::cmp::Reverse(p.2));
     let allowed = (n / 4).max(1);
     let mut held = 0u64;
     let mut hot = Vec::new();
-    for p in lags {
+    for p in sorted {
         held += p.2;
         hot.push(p);
-        if held as f64 >= s.hot_share * total as f64 {
+        if held as f64 >= hot_share * total as f64 {
             break;
         }
         if hot.len() >= allowed {
             return None;
         }
     }
-    let one_topic = i
-        .partition_lags
-        .iter()
-        .all(|p| p.0 == i.partition_lags[0].0);
+    let one_topic = lags.iter().all(|p| p.0 == lags[0].0);
     let names: Vec<String> = hot
         .iter()
         .map(|(topic, partition, _)| {
@@ -343,21 +498,35 @@ fn hot_partition(i: &Inputs, s: &DiagnosisSettings) -> Option<Finding> {
             }
         })
         .collect();
-    let share = held as f64 / total as f64;
+    Some(Hot {
+        partitions: hot.iter().map(|p| (p.0.clone(), p.1)).collect(),
+        of: n,
+        share: held as f64 / total as f64,
+        names: names.join(", "),
+    })
+}
+
+impl Hot {
+    /// "partition 3 of 8 holds 93% of the lag".
+    pub fn describe(&self) -> String {
+        let one = self.partitions.len() == 1;
+        format!(
+            "{} {} of {} {} {:.0}% of the lag",
+            if one { "partition" } else { "partitions" },
+            self.names,
+            self.of,
+            if one { "holds" } else { "hold" },
+            self.share * 100.0
+        )
+    }
+}
+
+fn hot_partition(i: &Inputs) -> Option<Finding> {
+    let hot = i.hot.as_ref()?;
     Some(Finding {
         cause: Cause::HotPartition,
-        share,
-        evidence: format!(
-            "{} {} of {n} {} {:.0}% of the lag: more consumers will not help",
-            if hot.len() == 1 {
-                "partition"
-            } else {
-                "partitions"
-            },
-            names.join(", "),
-            if hot.len() == 1 { "holds" } else { "hold" },
-            share * 100.0
-        ),
+        share: hot.share,
+        evidence: format!("{}: more consumers will not help", hot.describe()),
     })
 }
 
@@ -411,6 +580,12 @@ mod tests {
         }
     }
 
+    /// The hot partitions of eight on topic "t" with these lags.
+    fn lags(lag: impl Fn(i32) -> u64) -> Option<Hot> {
+        let l: Vec<_> = (0..8).map(|p| (Arc::from("t"), Some(p), lag(p))).collect();
+        hot_partitions(&l, 0.8)
+    }
+
     fn base() -> Inputs {
         Inputs {
             status: Some(Status::Ok),
@@ -420,8 +595,9 @@ mod tests {
             consume_rate: Some(95.0),
             members: Some(2),
             state: Some("Stable".into()),
-            partition_lags: (0..8).map(|p| (Arc::from("t"), Some(p), 12)).collect(),
             ack_pending: None,
+            member_ids: None,
+            hot: lags(|_| 12),
             capacity_per_member: Some(60.0),
             stop_after: Duration::from_secs(60),
             window: Duration::from_secs(30),
@@ -483,9 +659,7 @@ mod tests {
             (
                 4,
                 Inputs {
-                    partition_lags: (0..8)
-                        .map(|p| (Arc::from("t"), Some(p), if p == 3 { 700 } else { 7 }))
-                        .collect(),
+                    hot: lags(|p| if p == 3 { 700 } else { 7 }),
                     ..base()
                 },
                 vec![Cause::HotPartition],
@@ -508,9 +682,7 @@ mod tests {
                 7,
                 Inputs {
                     produce_rate: Some(250.0),
-                    partition_lags: (0..8)
-                        .map(|p| (Arc::from("t"), Some(p), if p == 0 { 990 } else { 1 }))
-                        .collect(),
+                    hot: lags(|p| if p == 0 { 990 } else { 1 }),
                     ..base()
                 },
                 vec![Cause::HotPartition, Cause::ProducerSpike],
