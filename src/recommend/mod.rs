@@ -18,6 +18,7 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
+use crate::analysis::diagnosis::Hot;
 use crate::analysis::{Analysis, GroupAnalysis};
 use crate::model::{GroupKey, JetstreamParts, Millis, Sample, System};
 
@@ -40,6 +41,10 @@ pub enum Reason {
     PartitionBound,
     /// Capped at `max_replicas` (KEDA mode: `maxReplicaCount`).
     MaxReplicasBound,
+    /// Kafka: a few partitions hold most of the lag, and a partition is read
+    /// by one consumer at a time: capped at what the other partitions need
+    /// plus one per hot partition; spread the hot key or speed up its consumer.
+    HotPartition,
     /// Fewer replicas suffice, and lag has been near zero and steady for
     /// `scale_in_after`.
     ScaleInSafe,
@@ -60,12 +65,13 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 13] = [
         Reason::KeepsUp,
         Reason::ScaleOutToKeepUp,
         Reason::ScaleOutToDrain,
         Reason::PartitionBound,
         Reason::MaxReplicasBound,
+        Reason::HotPartition,
         Reason::ScaleInSafe,
         Reason::AckPendingLimited,
         Reason::PushWithoutDeliverGroup,
@@ -81,6 +87,7 @@ impl Reason {
             Reason::ScaleOutToDrain => "scale_out_to_drain",
             Reason::PartitionBound => "partition_bound",
             Reason::MaxReplicasBound => "max_replicas_bound",
+            Reason::HotPartition => "hot_partition",
             Reason::ScaleInSafe => "scale_in_safe",
             Reason::AckPendingLimited => "ack_pending_limited",
             Reason::PushWithoutDeliverGroup => "push_without_deliver_group",
@@ -143,6 +150,10 @@ pub struct Input<'a> {
     /// consumer without deliver group, the ephemeral count, else None).
     pub members: Option<u32>,
     pub group: &'a GroupAnalysis,
+    /// Kafka: the few partitions holding most of the lag, when there are
+    /// such (a hot key): more consumers than one per hot partition plus what
+    /// the others need cannot help.
+    pub hot: Option<&'a Hot>,
 }
 
 /// The advice for one group at one poll.
@@ -305,6 +316,9 @@ fn rate_aware(
         return capacity_unknown(push_single, lag, growth, state, s, rec);
     };
     let mut sizing = Sizing::new(produce, lag, cap, rec.partitions, s);
+    if let Some(h) = input.hot.filter(|_| input.system == System::Kafka) {
+        sizing.limit_hot(h, input.partitions, cap, s);
+    }
     if rec.capacity_estimated {
         sizing.at = format!(
             "at an estimated {} per consumer (from its first minute behind; refined as \
@@ -441,6 +455,9 @@ struct Sizing {
     task: String,
     /// "at 12 msg/s per consumer (+20% headroom)".
     at: String,
+    /// Capped by hot partitions: what they hold, their produce rate, how many.
+    hot: Option<(String, f64, u32)>,
+    cap: f64,
 }
 
 impl Sizing {
@@ -472,6 +489,38 @@ impl Sizing {
                 rate(cap),
                 (s.headroom * 100.0).round()
             ),
+            cap,
+            hot: None,
+        }
+    }
+
+    /// A hot partition is read by one consumer however many there are: at most
+    /// what the other partitions need plus one per hot partition can work.
+    fn limit_hot(&mut self, hot: &Hot, parts: &[PartitionInput], cap: f64, s: &Resolved) {
+        let is_hot = |p: &PartitionInput| {
+            hot.partitions
+                .iter()
+                .any(|(t, n)| *t == p.topic && *n == p.partition)
+        };
+        let cold: f64 = parts
+            .iter()
+            .filter(|p| !is_hot(p))
+            .map(|p| p.produce_rate.unwrap_or(0.0).max(0.0) + p.lag as f64 / s.target_drain_secs())
+            .sum();
+        let hot_count = u32::try_from(hot.partitions.len()).unwrap_or(u32::MAX);
+        let useful = ceil_replicas(cold / cap * (1.0 + s.headroom))
+            .saturating_add(hot_count)
+            .max(s.min_replicas);
+        if self.needed > useful && useful < self.limit {
+            let hot_produce: f64 = parts
+                .iter()
+                .filter(|p| is_hot(p))
+                .map(|p| p.produce_rate.unwrap_or(0.0).max(0.0))
+                .sum();
+            self.limit = useful;
+            self.bound = Some(Reason::HotPartition);
+            self.raw = self.needed.min(useful);
+            self.hot = Some((hot.describe(), hot_produce, hot_count));
         }
     }
 
@@ -485,6 +534,40 @@ impl Sizing {
             (_, Some(b)) if n < b => Reason::ScaleInSafe,
             _ => Reason::KeepsUp,
         }
+    }
+
+    /// The hot-partition sentence: why more consumers than `n` would not help.
+    fn explain_hot(&self, n: u32) -> String {
+        let (held, hot_produce, k) = self.hot.clone().unwrap_or_default();
+        let (it, its) = if k == 1 {
+            ("it", "its")
+        } else {
+            ("they", "their")
+        };
+        let pace = if hot_produce > self.cap {
+            format!(
+                "{it} receive{} {} and one consumer handles {}: {it} will not catch up \
+                 until the hot key is spread over more partitions",
+                if k == 1 { "s" } else { "" },
+                rate(hot_produce),
+                rate(self.cap)
+            )
+        } else {
+            format!(
+                "{it} drain{} only as fast as one consumer each ({} per consumer): \
+                 spread the hot key over more partitions, or make {its} consumer faster",
+                if k == 1 { "s" } else { "" },
+                rate(self.cap)
+            )
+        };
+        format!(
+            "{held}, and a partition is read by one consumer at a time: the {} the \
+             rates ask for would not drain {it} faster; {} cover{} the other partitions \
+             plus one per hot partition; {pace}",
+            consumers(self.needed),
+            consumers(n),
+            if n == 1 { "s" } else { "" },
+        )
     }
 
     /// The sentence for `reason`, with the numbers that led to it.
@@ -514,6 +597,7 @@ impl Sizing {
                     if add == 1 { "" } else { "s" }
                 )
             }
+            Reason::HotPartition => self.explain_hot(n),
             Reason::MaxReplicasBound => format!(
                 "needs {} to {what} {at}; capped at max_replicas {}",
                 consumers(self.needed),

@@ -37,6 +37,17 @@ fn kafka(n: u32, lag: u64, consume: f64) -> Vec<PartitionInput> {
         .collect()
 }
 
+/// `n` Kafka partitions where partition 0 holds all `lag` and receives
+/// `produce` msgs/s (a hot key); the others are caught up and idle.
+fn hot_kafka(n: u32, lag: u64, produce: f64, consume: f64) -> Vec<PartitionInput> {
+    let mut parts = kafka(n, 0, 0.0);
+    parts[0].lag = lag;
+    parts[0].head += i64::try_from(lag).unwrap();
+    parts[0].produce_rate = Some(produce);
+    parts[0].consume_rate = Some(consume);
+    parts
+}
+
 /// One JetStream consumer: (num_pending, num_ack_pending, max_ack_pending,
 /// push, deliver group).
 fn js(
@@ -124,12 +135,20 @@ struct Case {
 fn run(c: &Case, state: &mut RecommendState, now: Millis) -> Recommendation {
     let g = analysis(&c.parts, c.produce, c.growth, c.time_lag);
     let k = key();
+    // As the engine does: the hot partitions from the partitions' lags.
+    let lags: Vec<_> = c
+        .parts
+        .iter()
+        .map(|p| (p.topic.clone(), p.partition, p.lag))
+        .collect();
+    let hot = crate::analysis::diagnosis::hot_partitions(&lags, 0.8);
     let input = Input {
         key: &k,
         system: c.system,
         partitions: &c.parts,
         members: c.members,
         group: &g,
+        hot: hot.as_ref(),
     };
     recommend(&input, state, now, &settings(c.settings))
 }
@@ -473,6 +492,23 @@ fn cases() -> Vec<Case> {
             recommended: Some(5),
             reason: Reason::KedaLag,
             says: "= 5 for 4 partitions (KEDA's cap uses integer division)",
+        },
+        // case 23: all 120,000 lag and 2,000 msg/s on partition 0 of 8, one
+        // consumer at 1,000 msg/s: the rates ask (2,000 + 200) / 1,000 x 1.2 =
+        // 3, but a partition is read by one consumer: 0 for the cold ones + 1.
+        Case {
+            n: 23,
+            system: Kafka,
+            parts: hot_kafka(8, 120_000, 2000.0, 1000.0),
+            members: Some(1),
+            produce: Some(2000.0),
+            growth: Some(1000.0),
+            time_lag: 60.0,
+            settings: cap1000,
+            recommended: Some(1),
+            reason: Reason::HotPartition,
+            says: "partition 0 of 8 holds 100% of the lag, and a partition is read by one \
+                   consumer at a time",
         },
     ]
 }
