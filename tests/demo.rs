@@ -186,6 +186,8 @@ fn the_status_page_shows_every_group_in_headless_chromium() {
             .any(|s| row.contains(&format!("status {s}"))),
         "analytics row: {row}"
     );
+    // ...and its main cause beside the status, the numbers on hover.
+    assert!(row.contains("class=\"cause\""), "analytics row: {row}");
     assert!(
         png.status.success() && shot.exists() && std::fs::metadata(&shot).unwrap().len() > 10_000,
         "screenshot: {}",

@@ -65,6 +65,14 @@ function staleMark(x) {
   return el("span", { class: "stale", title: "could not be read at the last poll; showing the last known values" },
     `${what} ${dur(x.stale_seconds)}`);
 }
+// The main cause of a group that is behind, beside its status; the whole
+// sentence with the numbers on hover and in the detail ("Why: ...").
+function causeTag(x) {
+  const c = (x.causes || [])[0];
+  if (!c) return "";
+  const more = x.causes.length > 1 ? ` +${x.causes.length - 1}` : "";
+  return el("span", { class: "cause", title: x.diagnosis || c.evidence }, c.cause.replace(/_/g, " ") + more);
+}
 function key(g) { return `${g.source}/${g.stream || ""}/${g.group}`; }
 function recText(r) { return r ? (r.recommended != null ? `${r.current ?? "?"} → ${r.recommended}` : "") + (r.reason ? ` (${r.reason})` : "") : "–"; }
 
@@ -106,7 +114,7 @@ async function refresh() {
       const row = el("tr", { class: "group", "data-key": key(x) },
         el("td", {}, x.group + (x.stream ? ` (${x.stream})` : ""), staleMark(x)), el("td", { class: "wide" }, x.source),
         el("td", { class: "wide" }, x.system),
-        el("td", {}, el("span", { class: "status " + (x.status || "") }, x.status || (x.state || "–"))),
+        el("td", {}, el("span", { class: "status " + (x.status || "") }, x.status || (x.state || "–")), causeTag(x)),
         el("td", { class: "num" }, num(x.lag)), el("td", { class: "num" }, behind(x.lag_seconds)),
         el("td", { class: "wide " + (x.status || "") }, spark(x.trend || [])),
         el("td", { class: "num wide" }, num(x.lag_growth)), el("td", { class: "num" }, dur(x.eta_seconds)),
