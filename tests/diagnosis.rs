@@ -1,7 +1,8 @@
 //! Why a group is behind, on real brokers, each test driving the cause itself
 //! and recording its own truth: a producer that quadruples its rate, all
-//! writes going to one partition of eight, a consumer that stopped, and a
-//! JetStream consumer holding max_ack_pending unacknowledged messages.
+//! writes going to one partition of eight, a consumer that stopped, a real
+//! group member made slower, members joining and leaving, and a JetStream
+//! consumer holding max_ack_pending unacknowledged messages.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -46,24 +47,61 @@ fn causes(g: &serde_json::Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Waits until `name`'s first cause is `cause`; returns the group.
-fn wait_for_cause(d: &Daemon, name: &str, cause: &str, within: Duration) -> serde_json::Value {
+/// Waits until `name`'s entry satisfies `ok` (`what` says what was awaited);
+/// returns it.
+fn wait_for_group(
+    d: &Daemon,
+    name: &str,
+    what: &str,
+    within: Duration,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let start = Instant::now();
     let mut last = None;
     loop {
         if let Some(g) = group(d, name) {
-            if causes(&g).first().map(String::as_str) == Some(cause) {
+            if ok(&g) {
                 return g;
             }
             last = Some(g);
         }
         assert!(
             start.elapsed() < within,
-            "{name} never had cause {cause}; last: {}",
+            "{name} never {what}; last: {}",
             last.map(|g| g.to_string()).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+/// Waits until `name`'s first cause is `cause`; returns the group.
+fn wait_for_cause(d: &Daemon, name: &str, cause: &str, within: Duration) -> serde_json::Value {
+    wait_for_group(d, name, &format!("had cause {cause}"), within, |g| {
+        causes(g).first().map(String::as_str) == Some(cause)
+    })
+}
+
+/// The evidence of `cause` in the group's causes.
+fn evidence<'a>(g: &'a serde_json::Value, cause: &str) -> &'a str {
+    g["causes"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["cause"] == cause))
+        .and_then(|c| c["evidence"].as_str())
+        .unwrap_or("")
+}
+
+/// The number right after `after` in `text` ("1,240" counts as 1240).
+fn number_after(text: &str, after: &str) -> f64 {
+    text.split(after)
+        .nth(1)
+        .map(|r| {
+            r.chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ',')
+                .filter(|c| *c != ',')
+                .collect::<String>()
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// A consumer keeping up with a steady producer, then the producer writes four
@@ -209,7 +247,9 @@ fn all_writes_to_one_partition_of_eight_is_a_hot_partition() {
     tansu.create_topic(&topic, 8);
     let group = truth::name("analytics");
     commit_partitions(&b, &group, &topic, &[0; 8]);
-    let d = Daemon::start(&truth::kafka_config(&b, ANALYSIS));
+    // A consumer does 2/s, so the rates alone would ask for ten of them.
+    let config = format!("{ANALYSIS}recommend:\n  capacity_per_replica: 2\n");
+    let d = Daemon::start(&truth::kafka_config(&b, &config));
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
         let (b, topic, group, stop) = (b.clone(), topic.clone(), group.clone(), stop.clone());
@@ -235,8 +275,153 @@ fn all_writes_to_one_partition_of_eight_is_a_hot_partition() {
         evidence.contains("more consumers will not help"),
         "{evidence}"
     );
+    // The recommendation agrees: one consumer for the hot partition, nothing
+    // for the others (no lag, no writes there), not the ten (capped at eight,
+    // "add partitions") the rates alone would ask for.
+    let g = wait_for_group(
+        &d,
+        &group,
+        "had a hot_partition recommendation",
+        Duration::from_secs(30),
+        |g| g["recommendation"]["reason"] == "hot_partition",
+    );
+    let r = &g["recommendation"];
+    assert_eq!(r["recommended"], 1, "{r}");
+    let message = r["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("partition 3 of 8 holds 100% of the lag")
+            && message.contains("would not drain it faster")
+            && message.contains("will not catch up until the hot key is spread"),
+        "{message}"
+    );
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
+}
+
+/// A real group member keeps up with 10 records/s for half a minute, then
+/// (a slow deploy) handles 3/s while the producer keeps its pace:
+/// consumer_slowdown, per member, against the pace it showed before.
+#[test]
+fn a_member_made_slower_is_a_consumer_slowdown() {
+    use common::load::{consumer, producer, rate};
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap();
+    let topic = truth::name("payments");
+    tansu.create_topic(&topic, 1);
+    let group = truth::name("ledger");
+    commit_partitions(&b, &group, &topic, &[0]);
+    let d = Daemon::start(&truth::kafka_config(&b, ANALYSIS));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pace = rate(20);
+    let threads = [
+        producer(b.clone(), topic.clone(), 1, rate(10), stop.clone()),
+        consumer(
+            b.clone(),
+            group.clone(),
+            topic.clone(),
+            pace.clone(),
+            stop.clone(),
+        ),
+    ];
+    // The member has joined and keeps up.
+    wait_for_group(
+        &d,
+        &group,
+        "had one member keeping up",
+        Duration::from_secs(60),
+        |g| g["members"] == 1 && g["lag"].as_u64().is_some_and(|l| l < 30),
+    );
+    // 20 s of keeping up at 10/s: the baselines form (baseline_min 10 s).
+    std::thread::sleep(Duration::from_secs(20));
+    pace.store(3, Ordering::Relaxed);
+    let g = wait_for_group(
+        &d,
+        &group,
+        "had cause consumer_slowdown",
+        Duration::from_secs(60),
+        |g| causes(g).contains(&"consumer_slowdown".to_string()),
+    );
+    let e = evidence(&g, "consumer_slowdown");
+    assert!(e.contains("per member (1 member)"), "{g}");
+    // The truth: 3/s per member now, 10/s before; the stated rate is a 6 s
+    // window's, so it may still hold a little of the faster pace.
+    let per = number_after(e, "consume ");
+    let before = number_after(e, "baseline of ");
+    assert!((1.5..=5.0).contains(&per), "{e}");
+    assert!((6.0..=12.0).contains(&before), "{e}");
+    assert!(e.contains("with produce steady at"), "{e}");
+    assert!(!causes(&g).contains(&"producer_spike".to_string()), "{g}");
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// One member consumes steadily while a second joins and leaves every few
+/// seconds: rebalancing, with the joins and leaves counted by member id.
+#[test]
+fn members_joining_and_leaving_is_rebalancing() {
+    use common::load::{consumer, producer, rate};
+    let tansu = Tansu::start();
+    let b = tansu.bootstrap();
+    let topic = truth::name("shipments");
+    tansu.create_topic(&topic, 4);
+    let group = truth::name("tracking");
+    commit_partitions(&b, &group, &topic, &[0; 4]);
+    // Changes counted over 30 s: a join takes tansu about 3 s (BROKERS.md).
+    let analysis = ANALYSIS.replace("baseline_min: 10s", "baseline_min: 30s");
+    let d = Daemon::start(&truth::kafka_config(&b, &analysis));
+    let stop = Arc::new(AtomicBool::new(false));
+    // 20/s written, 8/s per member read: behind with one member or two.
+    let threads = [
+        producer(b.clone(), topic.clone(), 4, rate(20), stop.clone()),
+        consumer(
+            b.clone(),
+            group.clone(),
+            topic.clone(),
+            rate(8),
+            stop.clone(),
+        ),
+    ];
+    wait_for_group(&d, &group, "had a member", Duration::from_secs(60), |g| {
+        g["members"] == 1
+    });
+    let churn = {
+        let (b, topic, group, stop) = (b.clone(), topic.clone(), group.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let leave = Arc::new(AtomicBool::new(false));
+                let member = consumer(
+                    b.clone(),
+                    group.clone(),
+                    topic.clone(),
+                    rate(8),
+                    leave.clone(),
+                );
+                std::thread::sleep(Duration::from_secs(5));
+                leave.store(true, Ordering::Relaxed);
+                member.join().unwrap();
+                std::thread::sleep(Duration::from_secs(3));
+            }
+        })
+    };
+    let g = wait_for_group(
+        &d,
+        &group,
+        "had cause rebalancing",
+        Duration::from_secs(120),
+        |g| causes(g).contains(&"rebalancing".to_string()),
+    );
+    let e = evidence(&g, "rebalancing");
+    assert!(number_after(e, "changed ") >= 3.0, "{e}");
+    // The second member came and went (by id on tansu, which names members).
+    assert!(number_after(e, "(") >= 1.0, "{e}");
+    assert!(number_after(e, "joined, ") >= 1.0, "{e}");
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    for t in threads {
+        t.join().unwrap();
+    }
 }
 
 /// A JetStream consumer with max_ack_pending 10 that takes 10 messages and
