@@ -16,8 +16,9 @@
 //! - `consumer_slowdown`: consume rate per member at most `slowdown_factor`
 //!   of the most it has shown (the learned per-replica capacity, or its own
 //!   baseline when higher), with produce within its baseline.
-//! - `rebalancing`: the members (by id where the broker names them), their
-//!   count or the group state changed at least `rebalance_changes` times
+//! - `rebalancing`: the group rebalanced (its members, by id where the broker
+//!   names them, their count or its state changed; the polls of one rebalance
+//!   in progress count once) at least `rebalance_changes` times
 //!   within `baseline_min`.
 
 use std::collections::VecDeque;
@@ -172,6 +173,22 @@ struct Change {
     left: u32,
 }
 
+/// Whether a group in `state` may be in the middle of a rebalance: any state
+/// but the settled ones (the classic protocol's PreparingRebalance and
+/// CompletingRebalance, KIP-848's Assigning and Reconciling, and the Unknown
+/// that tansu answers while members join).
+fn in_rebalance(state: Option<&str>) -> bool {
+    state.is_some_and(|s| {
+        !["Stable", "Empty", "Dead"]
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(s))
+    })
+}
+
+/// The longest one rebalance is taken to last: changes seen later count again
+/// even when the state never settled.
+const REBALANCE_MAX_MS: i64 = 60_000;
+
 /// What the group looked like at the last poll, to see it change.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Membership {
@@ -243,7 +260,19 @@ impl DiagnosisState {
                         (b.saturating_sub(a), a.saturating_sub(b))
                     }
                 };
-                self.changes.push_back(Change { at, joined, left });
+                // A rebalance seen over several polls (the state still
+                // PreparingRebalance or CompletingRebalance at the last one) is
+                // one rebalance, whatever it looked like on the way.
+                match self.changes.back_mut() {
+                    Some(c)
+                        if in_rebalance(last.state.as_deref())
+                            && at.0 - c.at.0 <= REBALANCE_MAX_MS =>
+                    {
+                        c.joined += joined;
+                        c.left += left;
+                    }
+                    _ => self.changes.push_back(Change { at, joined, left }),
+                }
             }
         }
         self.last_membership = Some(now);
@@ -442,8 +471,8 @@ fn rebalancing(i: &Inputs, state: &DiagnosisState, s: &DiagnosisSettings) -> Opt
         cause: Cause::Rebalancing,
         share: 0.5,
         evidence: format!(
-            "membership or state changed {n} times in {} ({joined} joined, {left} left{now}): \
-             each rebalance pauses consumption; a crash loop or a too-short max.poll.interval.ms?",
+            "rebalanced {n} times in {} ({joined} joined, {left} left{now}): each rebalance \
+             pauses consumption; a crash loop or a too-short max.poll.interval.ms?",
             dur(s.baseline_min.as_secs_f64())
         ),
     })
@@ -742,7 +771,35 @@ mod tests {
             );
         }
         assert_eq!(causes(&got), vec![Cause::Rebalancing]);
-        assert!(got[0].evidence.contains("changed 4 times in 1m"), "{got:?}");
+        assert!(
+            got[0].evidence.contains("rebalanced 4 times in 1m"),
+            "{got:?}"
+        );
+        // One rebalance seen over three polls (members leave and join while
+        // the state says it is rebalancing) counts once; tansu says Unknown.
+        let mut one = DiagnosisState::default();
+        let mut got = Vec::new();
+        for (t, members, state) in [
+            (0, 2, "Stable"),
+            (10, 2, "PreparingRebalance"),
+            (20, 1, "Unknown"),
+            (30, 3, "Stable"),
+            (40, 3, "Stable"),
+        ] {
+            got = diagnose(
+                &Inputs {
+                    members: Some(members),
+                    state: Some(state.to_string()),
+                    ..base()
+                },
+                &mut one,
+                Millis(t * 1000),
+                &s,
+            );
+        }
+        assert_eq!(one.changes.len(), 1, "{:?}", one.changes);
+        assert_eq!((one.changes[0].joined, one.changes[0].left), (2, 1));
+        assert!(!causes(&got).contains(&Cause::Rebalancing), "{got:?}");
         // A minute later without changes: no longer rebalancing.
         let got = diagnose(
             &Inputs {
