@@ -196,6 +196,7 @@ impl Daemon {
         live_metrics.push(health.registry());
         let server_metrics = http::server::ServerMetrics::new();
         live_metrics.push(server_metrics.registry());
+        live_metrics.push(export::process_registry());
         let notifier_task = notifier
             .map(|(n, rx)| spawn_watched(&health, "notifier", n.run(rx, stop_notifier.clone())));
         let (tx, rx) = mpsc::channel(BATCH_QUEUE);

@@ -48,13 +48,29 @@ fn the_daemon_becomes_ready_reports_sources_up_and_survives_a_broker_going_away(
     daemon.wait_metric(KAFKA_UP, "1", Duration::from_secs(20));
     daemon.wait_metric(NATS_UP, "1", Duration::from_secs(20));
     let body = daemon.metrics();
+    // The commit the binary was built from is this checkout's (the test reads
+    // it itself), the rustc is the one that built the tests.
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_string(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_string()
+        });
+    let info = body
+        .lines()
+        .find(|l| l.starts_with("lagwatch_build_info{"))
+        .unwrap_or_else(|| panic!("no lagwatch_build_info in:\n{body}"));
     assert!(
-        body.contains(&format!(
-            "lagwatch_build_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        )),
-        "{body}"
+        info.contains(&format!("commit=\"{commit}\""))
+            && info.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION")))
+            && info.contains("rustc=\"1.")
+            && info.ends_with("} 1"),
+        "{info}"
     );
+    assert_process_metrics(&body, daemon.pid().unwrap());
     assert!(body.contains("# TYPE lagwatch_poll_duration_seconds histogram"));
 
     tansu.stop();
@@ -98,6 +114,47 @@ fn the_daemon_becomes_ready_reports_sources_up_and_survives_a_broker_going_away(
     let stop = logs.find("stopping sources").expect("shutdown logged");
     let done = logs.rfind("stopped").expect("end of shutdown logged");
     assert!(stop < done, "{logs}");
+}
+
+/// The standard process metrics agree with what /proc says of the daemon's
+/// process, read by the test itself.
+fn assert_process_metrics(body: &str, pid: u32) {
+    let value = |name: &str| -> f64 {
+        common::metric_value(body, name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{body}"))
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss_kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    let rss = value("process_resident_memory_bytes");
+    // Read a moment apart: within a factor of two.
+    assert!(
+        rss > rss_kb * 1024.0 / 2.0 && rss < rss_kb * 1024.0 * 2.0,
+        "process_resident_memory_bytes {rss}, /proc says {rss_kb} kB"
+    );
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count() as f64;
+    let open = value("process_open_fds");
+    assert!(open >= 3.0 && (open - fds).abs() < 50.0, "{open} vs {fds}");
+    assert!(value("process_max_fds") >= open);
+    assert!(value("process_threads") >= 2.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(
+        started <= now + 1.0 && started > now - 600.0,
+        "started {started}, now {now}"
+    );
+    assert!(body.contains("# TYPE process_cpu_seconds_total counter"));
+    assert!(common::promtool_check_metrics(body).is_empty());
 }
 
 #[test]

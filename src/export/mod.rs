@@ -10,7 +10,7 @@ mod self_metrics;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-pub use self_metrics::{encode_registry, SelfMetrics};
+pub use self_metrics::{encode_registry, process_registry, SelfMetrics};
 
 use crate::analysis::diagnosis::Cause;
 use crate::analysis::{self, GroupAnalysis, TimeLagQuality};

@@ -129,10 +129,14 @@ impl SelfMetrics {
         int_gauge_vec(
             &m.registry,
             "lagwatch_build_info",
-            "Always 1; labels carry the lagwatch version running.",
-            &["version"],
+            "Always 1; labels carry the lagwatch version running, the git commit it was built from and the rustc that built it.",
+            &["version", "commit", "rustc"],
         )?
-        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .with_label_values(&[
+            env!("CARGO_PKG_VERSION"),
+            env!("LAGWATCH_GIT_COMMIT"),
+            env!("LAGWATCH_RUSTC_VERSION"),
+        ])
         .set(1);
         m.zero(sources);
         Ok(m)
@@ -209,6 +213,20 @@ impl SelfMetrics {
     pub fn encode(&self, out: &mut String) {
         encode_registry(&self.registry, out);
     }
+}
+
+/// A registry of the standard `process_*` metrics (CPU seconds, resident and
+/// virtual memory, open and maximum file descriptors, threads, start time), read
+/// from /proc at each scrape; empty on platforms without /proc.
+pub fn process_registry() -> Registry {
+    let r = Registry::new();
+    #[cfg(target_os = "linux")]
+    if let Err(e) = r.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    )) {
+        tracing::error!(error = %e, "registering the process metrics failed");
+    }
+    r
 }
 
 /// Appends the text exposition of `registry` to `out`.
