@@ -201,4 +201,20 @@ fn the_dockerfile_builds_with_the_commands_ci_proves() {
     assert!(docker.contains("USER 65532:65532"), "non-root at run time");
     assert!(docker.contains("distroless"), "no shell at run time");
     assert!(Path::new(&root().join("Cargo.lock")).exists());
+    // Every architecture: no multiarch directory written into a path.
+    for arch in ["x86_64-linux-gnu", "aarch64-linux-gnu"] {
+        assert!(
+            !docker.contains(arch),
+            "{arch} hard-coded in deploy/Dockerfile"
+        );
+    }
+    assert!(docker.contains("gcc -print-multiarch"), "{docker}");
+    // The build script and every source it needs are copied in.
+    assert!(docker.contains("build.rs"), "build.rs not copied: {docker}");
+    for label in ["title", "version", "revision", "licenses", "description"] {
+        assert!(
+            docker.contains(&format!("org.opencontainers.image.{label}=")),
+            "OCI label {label} missing"
+        );
+    }
 }
