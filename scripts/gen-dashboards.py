@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
-"""Generates the Grafana dashboards in dashboards/ (importable JSON, datasource as
-an input). The panels are defined here once; run after changing them:
+"""Generates the Grafana dashboards in dashboards/: JSON that imports by hand and
+provisions from files or Grafana's sidecar alike (a `datasource` variable, no
+`__inputs`), with `job` and `namespace` variables for several lagwatch
+deployments in one Prometheus. The panels are defined here once; run after
+changing them:
     scripts/gen-dashboards.py          # write dashboards/*.json
     scripts/gen-dashboards.py --check  # exit 1 if the committed files are stale
 """
@@ -9,16 +12,29 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-DS = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
-SEL = 'source=~"$source",system=~"$system"'
-GSEL = 'source=~"$source",system=~"$system",group=~"$group"'
+DS = {"type": "prometheus", "uid": "${datasource}"}
+# Which lagwatch: job and namespace (an absent label matches the All value ".*").
+WHICH = 'job=~"$job",namespace=~"$namespace"'
+SEL = WHICH + ',source=~"$source",system=~"$system"'
+GSEL = SEL + ',group=~"$group"'
+GROUP_URL = "/d/lagwatch-group/lagwatch-group"
+OVERVIEW_URL = "/d/lagwatch-overview/lagwatch-overview"
 
 
-def inputs():
-    return [{
-        "name": "DS_PROMETHEUS", "label": "Prometheus", "description": "Prometheus scraping lagwatch",
-        "type": "datasource", "pluginId": "prometheus", "pluginName": "Prometheus",
-    }]
+# From a row of a table to that group's dashboard, keeping the time range and
+# the data source.
+GROUP_LINK = {
+    "title": "Open ${__data.fields.group} on ${__data.fields.source}",
+    "url": GROUP_URL + "?${__url_time_range}&var-datasource=${datasource}&var-job=${job}"
+           "&var-namespace=${namespace}&var-source=${__data.fields.source}&var-group=${__data.fields.group}",
+}
+
+
+def datasource_var():
+    return {
+        "name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+        "current": {}, "hide": 0, "refresh": 1, "regex": "", "includeAll": False, "multi": False,
+    }
 
 
 def var_query(name, label, query, multi=True, include_all=True):
@@ -32,8 +48,11 @@ def var_query(name, label, query, multi=True, include_all=True):
 
 
 VARIABLES = [
-    var_query("source", "Source", "label_values(lagwatch_source_up, source)"),
-    var_query("system", "System", "label_values(lagwatch_source_up, system)"),
+    datasource_var(),
+    var_query("job", "Job", "label_values(lagwatch_source_up, job)"),
+    var_query("namespace", "Namespace", f'label_values(lagwatch_source_up{{job=~"$job"}}, namespace)'),
+    var_query("source", "Source", f"label_values(lagwatch_source_up{{{WHICH}}}, source)"),
+    var_query("system", "System", f"label_values(lagwatch_source_up{{{WHICH}}}, system)"),
 ]
 GROUP_VAR = var_query("group", "Group", f'label_values(lagwatch_group_lag_messages{{{SEL}}}, group)')
 
@@ -78,7 +97,6 @@ def panel(layout, kind, title, targets, w=12, h=8, unit=None, description="", ex
 
 def dashboard(uid, title, description, panels, variables):
     return {
-        "__inputs": inputs(),
         "__requires": [
             {"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},
             {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
@@ -88,8 +106,8 @@ def dashboard(uid, title, description, panels, variables):
         "time": {"from": "now-3h", "to": "now"}, "timezone": "",
         "templating": {"list": variables}, "annotations": {"list": []},
         "links": [
-            {"title": "Overview", "type": "link", "url": "/d/lagwatch-overview/lagwatch-overview", "keepTime": True, "includeVars": True},
-            {"title": "Group", "type": "link", "url": "/d/lagwatch-group/lagwatch-group", "keepTime": True, "includeVars": True},
+            {"title": "Overview", "type": "link", "url": OVERVIEW_URL, "keepTime": True, "includeVars": True},
+            {"title": "Group", "type": "link", "url": GROUP_URL, "keepTime": True, "includeVars": True},
         ],
         "panels": panels,
     }
@@ -114,7 +132,8 @@ def overview():
         panel(L, "stat", "Messages behind, all groups", [target(f'sum(lagwatch_group_lag_messages{{{SEL}}})', "lag", instant=True)], w=8, h=4, unit="short"),
         panel(L, "table", "Groups, worst first", worst, w=24, h=10,
               description="Time lag (s), lag (messages), growth (msg/s), status (0 OK .. 5 ERR), ETA (s), recommended replicas, projected retention loss at the current rates (s; empty while the group keeps pace).",
-              extra={"transformations": [{"id": "merge", "options": {}}, {"id": "sortBy", "options": {"sort": [{"field": "Value #A", "desc": True}]}}]}),
+              extra={"transformations": [{"id": "merge", "options": {}}, {"id": "sortBy", "options": {"sort": [{"field": "Value #A", "desc": True}]}}],
+                     "fieldConfig": {"defaults": {"links": [GROUP_LINK]}, "overrides": []}}),
         panel(L, "timeseries", "Time lag (age of the oldest unconsumed message)", [target(f'lagwatch_group_lag_seconds{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="s"),
         panel(L, "timeseries", "Lag (messages)", [target(f'lagwatch_group_lag_messages{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="short"),
         panel(L, "timeseries", "Lag growth", [target(f'lagwatch_group_lag_growth_messages_per_second{{{SEL}}}', "{{source}} {{group}} {{topic}}")], unit="short",

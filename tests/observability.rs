@@ -54,6 +54,260 @@ fn promtool_accepts_the_alert_rules_and_their_unit_tests_pass() {
     assert!(text.contains("SUCCESS"), "{text}");
 }
 
+/// The level-2 sections of docs/runbooks.md, each with its level-3 headings.
+fn runbook_sections() -> Vec<(String, Vec<String>)> {
+    let text = std::fs::read_to_string(root().join("docs/runbooks.md")).unwrap();
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            out.push((h.trim().to_string(), Vec::new()));
+        } else if let Some(h) = line.strip_prefix("### ") {
+            if let Some(last) = out.last_mut() {
+                last.1.push(h.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Every rule of a rule file (plain, or a PrometheusRule's spec).
+fn rules_of(doc: &serde_yaml::Value) -> Vec<serde_yaml::Value> {
+    let spec = if doc["kind"] == "PrometheusRule" {
+        &doc["spec"]
+    } else {
+        doc
+    };
+    spec["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().clone())
+        .collect()
+}
+
+#[test]
+fn every_alert_says_what_happened_and_links_to_its_runbook_section_and_dashboard() {
+    let text = std::fs::read_to_string(root().join("alerts/lagwatch.rules.yml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let sections = runbook_sections();
+    let uids: Vec<String> = ["lagwatch-overview", "lagwatch-group"]
+        .iter()
+        .map(|f| {
+            let d: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(root().join(format!("dashboards/{f}.json"))).unwrap(),
+            )
+            .unwrap();
+            d["uid"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let rules = rules_of(&doc);
+    assert!(rules.len() >= 10);
+    for r in &rules {
+        let name = r["alert"].as_str().unwrap();
+        let a = &r["annotations"];
+        let text = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+        assert!(!text("summary").is_empty(), "{name}: no summary");
+        assert!(!text("description").is_empty(), "{name}: no description");
+        // The runbook: an absolute link to this alert's section.
+        let runbook = text("runbook_url");
+        let (page, anchor) = runbook
+            .split_once('#')
+            .unwrap_or_else(|| panic!("{name}: runbook_url {runbook:?} has no anchor"));
+        assert!(
+            page.starts_with("https://") && page.ends_with("docs/runbooks.md"),
+            "{name}: {runbook}"
+        );
+        assert_eq!(
+            anchor,
+            name.to_lowercase(),
+            "{name}: GitHub's anchor of '## {name}'"
+        );
+        let (_, subsections) = sections
+            .iter()
+            .find(|(h, _)| h == name)
+            .unwrap_or_else(|| panic!("{name}: no '## {name}' section in docs/runbooks.md"));
+        assert_eq!(
+            subsections,
+            &["What it means", "How to confirm", "What to do"],
+            "{name}: its runbook section"
+        );
+        // The dashboard: absolute, to one of the shipped dashboards.
+        let url = text("dashboard_url");
+        assert!(url.starts_with("https://"), "{name}: {url}");
+        assert!(url.ends_with(&text("dashboard")), "{name}: {url}");
+        assert!(
+            uids.iter().any(|u| url.contains(&format!("/d/{u}/"))),
+            "{name}: {url} opens no shipped dashboard"
+        );
+    }
+    // And no section without an alert (a renamed alert leaves none behind).
+    for (h, _) in &sections {
+        assert!(
+            rules
+                .iter()
+                .any(|r| r["alert"].as_str() == Some(h.as_str())),
+            "docs/runbooks.md has a section for no alert: {h}"
+        );
+    }
+}
+
+#[test]
+fn the_rules_render_with_a_selector_and_links_of_ones_own_and_promtool_accepts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("rules.yml");
+    let status = Command::new("python3")
+        .arg(root().join("scripts/gen-prometheusrule.py"))
+        .args([
+            "--rules",
+            "--selector",
+            r#"job="lw",namespace="mon""#,
+            "--grafana-url",
+            "https://grafana.corp.test/",
+            "--runbook-url",
+            "https://wiki.corp.test/lagwatch.md",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (ok, text) = promtool(&["check", "rules", out.to_str().unwrap()]);
+    assert!(ok, "promtool check rules:\n{text}");
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    for r in rules_of(&doc) {
+        let name = r["alert"].as_str().unwrap();
+        let expr = r["expr"].as_str().unwrap();
+        // Every metric of the expression carries the selector.
+        let metrics: Vec<&str> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("lagwatch_") || *w == "up")
+            .collect();
+        assert!(!metrics.is_empty(), "{name}: {expr}");
+        for m in metrics {
+            assert!(
+                expr.contains(&format!(r#"{m}{{job="lw",namespace="mon""#)),
+                "{name}: {m} without the selector in {expr}"
+            );
+        }
+        let a = &r["annotations"];
+        assert!(
+            a["dashboard_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("https://grafana.corp.test/d/"),
+            "{name}"
+        );
+        assert_eq!(
+            a["runbook_url"].as_str().unwrap(),
+            format!("https://wiki.corp.test/lagwatch.md#{}", name.to_lowercase())
+        );
+    }
+}
+
+/// File and sidecar provisioning take a dashboard as it is: no `__inputs`
+/// (only the import dialog fills them in), the data source a variable.
+#[test]
+fn the_dashboards_provision_as_files_with_a_datasource_variable_and_link_to_each_other() {
+    for (file, uid) in [
+        ("lagwatch-overview", "lagwatch-overview"),
+        ("lagwatch-group", "lagwatch-group"),
+    ] {
+        let text = std::fs::read_to_string(root().join(format!("dashboards/{file}.json"))).unwrap();
+        let d: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            d.get("__inputs").is_none(),
+            "{file}: __inputs breaks provisioning"
+        );
+        assert!(
+            !text.contains("DS_PROMETHEUS"),
+            "{file}: an import-only input is used"
+        );
+        assert_eq!(d["uid"], uid, "{file}: stable uid");
+        assert!(d["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "lagwatch"));
+        let vars: Vec<&str> = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            &vars[..5],
+            ["datasource", "job", "namespace", "source", "system"],
+            "{file}"
+        );
+        assert_eq!(d["templating"]["list"][0]["type"], "datasource");
+        // Every query of every panel reads the chosen data source.
+        for p in d["panels"].as_array().unwrap() {
+            assert_eq!(
+                p["datasource"]["uid"], "${datasource}",
+                "{file}: {}",
+                p["title"]
+            );
+            for t in p["targets"].as_array().unwrap() {
+                assert_eq!(t["datasource"]["uid"], "${datasource}", "{file}");
+                let expr = t["expr"].as_str().unwrap();
+                assert!(
+                    !expr.contains("lagwatch_")
+                        || expr.contains(r#"job=~"$job",namespace=~"$namespace""#),
+                    "{file}: {expr} ignores the job and namespace variables"
+                );
+            }
+        }
+        let links: Vec<&str> = d["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["url"].as_str().unwrap())
+            .collect();
+        assert!(
+            links.contains(&"/d/lagwatch-overview/lagwatch-overview"),
+            "{file}"
+        );
+        assert!(
+            links.contains(&"/d/lagwatch-group/lagwatch-group"),
+            "{file}"
+        );
+    }
+    // From the overview's table of groups straight to one group.
+    let overview: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("dashboards/lagwatch-overview.json")).unwrap(),
+    )
+    .unwrap();
+    let drill = overview["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["fieldConfig"]["defaults"]["links"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find_map(|l| l["url"].as_str().map(str::to_string))
+        .expect("a data link from the overview to a group");
+    assert!(
+        drill.starts_with("/d/lagwatch-group/lagwatch-group?")
+            && drill.contains("var-group=${__data.fields.group}")
+            && drill.contains("var-datasource=${datasource}"),
+        "{drill}"
+    );
+    // The generator's output is what is committed.
+    let status = Command::new("python3")
+        .arg(root().join("scripts/gen-dashboards.py"))
+        .arg("--check")
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "dashboards/ is stale: run scripts/gen-dashboards.py"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Fixtures: a live Kafka topic with three kinds of groups, and a JetStream stream
 // whose retention deletes what a slow consumer has not read.
@@ -352,6 +606,8 @@ impl std::fmt::Display for PanelQuery {
 fn substitute(expr: &str) -> String {
     let out = expr
         .replace("$__rate_interval", "1m")
+        .replace("$job", ".*")
+        .replace("$namespace", ".*")
         .replace("$source", ".*")
         .replace("$system", ".*")
         .replace("$group", ".*");
@@ -378,6 +634,9 @@ fn dashboard_queries() -> Vec<PanelQuery> {
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let dashboard = d["title"].as_str().unwrap().to_string();
         for v in d["templating"]["list"].as_array().unwrap() {
+            if v["type"] == "datasource" {
+                continue;
+            }
             let q = v["query"]["query"].as_str().unwrap();
             let inner = q
                 .strip_prefix("label_values(")
