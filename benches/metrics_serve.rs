@@ -259,6 +259,7 @@ fn main() {
             SourcePlan {
                 granularity: Granularity::Partition,
                 max_series: None,
+                labels: Vec::new(),
             },
         );
     }
@@ -282,7 +283,7 @@ fn main() {
         plan: plan.clone(),
         recommend,
         alerts: None,
-        metrics: SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("metrics: {e}")),
+        metrics: SelfMetrics::new(&ids, &[]).unwrap_or_else(|e| panic!("metrics: {e}")),
         gone_after: std::collections::HashMap::new(),
         health: None,
         state: None,
@@ -343,7 +344,7 @@ fn main() {
     );
 
     // Render time per snapshot: what the engine pays once per poll.
-    let own = SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("metrics: {e}"));
+    let own = SelfMetrics::new(&ids, &[]).unwrap_or_else(|e| panic!("metrics: {e}"));
     let mut renders = Vec::new();
     let mut len = 0;
     for _ in 0..RENDERS {

@@ -764,7 +764,7 @@ mod tests {
                 evaluator: AlertEvaluator::new(alerts.rules),
                 tx,
             }),
-            metrics: SelfMetrics::new(&ids).unwrap_or_else(|e| panic!("{e}")),
+            metrics: SelfMetrics::new(&ids, &[]).unwrap_or_else(|e| panic!("{e}")),
             gone_after: [(SourceId::new(S), std::time::Duration::from_secs(90))].into(),
             health: None,
             state: None,

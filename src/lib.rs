@@ -99,6 +99,11 @@ impl Daemon {
             .iter()
             .map(|s| (s.id.clone(), s.system()))
             .collect();
+        let statics: Vec<_> = settings
+            .sources
+            .iter()
+            .map(|s| (s.id.clone(), s.labels.clone()))
+            .collect();
         let (state, loaded) = state::StateStore::open(settings.state_path.clone());
         let (alerts, notifier) = if settings.alerts.rules.is_empty() {
             if !loaded.incidents.is_empty() || !loaded.pending.is_empty() {
@@ -145,7 +150,7 @@ impl Daemon {
             plan: export::Plan::new(&settings),
             recommend: settings.recommend.clone(),
             alerts,
-            metrics: export::SelfMetrics::new(&ids).map_err(Error::Metrics)?,
+            metrics: export::SelfMetrics::new(&ids, &statics).map_err(Error::Metrics)?,
             gone_after: settings
                 .sources
                 .iter()

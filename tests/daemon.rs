@@ -240,3 +240,69 @@ async fn metrics_are_gzipped_when_the_scraper_asks_and_equal_the_plain_body() {
     }
     panic!("gzip body never matched the plain body");
 }
+
+/// `sources[].labels` are on every series of their source (its groups, its
+/// compatibility names, its own poll metrics) and on no other source's.
+#[test]
+fn static_labels_of_a_source_are_on_every_series_of_that_source_and_only_there() {
+    let tansu = Tansu::start();
+    let nats = Nats::start();
+    let topic = common::truth::name("orders");
+    tansu.create_topic(&topic, 2);
+    let group = common::truth::name("billing");
+    common::truth::commit_partitions(&tansu.bootstrap(), &group, &topic, &[0, 0]);
+    common::truth::produce_to(&tansu.bootstrap(), &topic, &[3, 4]);
+    let daemon = Daemon::start(&format!(
+        "http:\n  listen: 127.0.0.1:0\nmetrics:\n  granularity: partition\n  kafka_lag_exporter_compat: true\nsources:\n  - name: kafka-test\n    labels: {{env: prod, dc: eu1}}\n    kafka:\n      bootstrap_servers: [\"{}\"]\n      poll_interval: 1s\n  - name: nats-test\n    jetstream:\n      servers: [\"{}\"]\n      poll_interval: 1s\n",
+        tansu.bootstrap(),
+        nats.url()
+    ));
+    common::wait_until("the group's lag of 7", Duration::from_secs(30), || {
+        daemon.metrics().lines().any(|l| {
+            l.starts_with("lagwatch_group_lag_messages{")
+                && l.contains(&format!("group=\"{group}\""))
+                && l.ends_with(" 7")
+        })
+    });
+    let body = daemon.metrics();
+    let series: Vec<&str> = body.lines().filter(|l| !l.starts_with('#')).collect();
+    let of = |source: &str, cluster: &str| -> Vec<&str> {
+        series
+            .iter()
+            .copied()
+            .filter(|l| {
+                l.contains(&format!("source=\"{source}\""))
+                    || l.contains(&format!("cluster_name=\"{cluster}\""))
+            })
+            .collect()
+    };
+    let kafka = of("kafka-test", "kafka-test");
+    for family in [
+        "lagwatch_source_up{",
+        "lagwatch_poll_errors_total{",
+        "lagwatch_group_lag_messages{",
+        "lagwatch_partition_lag_messages{",
+        "lagwatch_series{",
+        "kafka_consumergroup_group_lag{",
+    ] {
+        assert!(
+            kafka.iter().any(|l| l.starts_with(family)),
+            "no {family} series of kafka-test in:\n{body}"
+        );
+    }
+    for l in &kafka {
+        assert!(
+            l.contains("env=\"prod\"") && l.contains("dc=\"eu1\""),
+            "a series of kafka-test without its labels: {l}"
+        );
+    }
+    let other = of("nats-test", "nats-test");
+    assert!(!other.is_empty());
+    for l in other {
+        assert!(
+            !l.contains("env=") && !l.contains("dc="),
+            "nats-test's series carry kafka-test's labels: {l}"
+        );
+    }
+    assert_eq!(common::promtool_check_metrics(&body), "");
+}

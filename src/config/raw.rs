@@ -200,6 +200,9 @@ pub(crate) struct Source {
     pub name: String,
     pub granularity: Option<Granularity>,
     pub max_series: Option<usize>,
+    /// Static labels on every series of the source (`env: prod`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
     pub kafka: Option<Kafka>,
     pub jetstream: Option<Jetstream>,
 }

@@ -127,6 +127,8 @@ pub struct SourceSettings {
     pub granularity: Granularity,
     /// At most this many per-consumer series on /metrics (None: no cap).
     pub max_series: Option<usize>,
+    /// Static labels added to every series of this source, sorted by name.
+    pub labels: Vec<(String, String)>,
     pub kind: SourceKind,
 }
 

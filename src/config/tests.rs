@@ -621,3 +621,47 @@ fn short_api_tokens_are_refused() {
         "{paths:?}"
     );
 }
+
+#[test]
+fn static_labels_are_kept_sorted_and_bad_ones_are_named() {
+    let s = parse(
+        "sources:\n  - name: a\n    labels: {env: prod, dc: eu1}\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.sources[0].labels,
+        vec![
+            ("dc".to_string(), "eu1".to_string()),
+            ("env".to_string(), "prod".to_string())
+        ]
+    );
+    let long = "x".repeat(300);
+    let p = problems(&format!(
+        "sources:\n  - name: a\n    labels: {{group: x, 1dc: y, __x: z, env: '', ok: {long}}}\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n"
+    ));
+    let has = |needle: &str| p.iter().any(|m| m.contains(needle));
+    assert!(
+        has("sources[0].labels.group: `group` is a label lagwatch or Prometheus sets itself"),
+        "{p:?}"
+    );
+    assert!(
+        has("sources[0].labels.1dc: `1dc` is not a Prometheus label name"),
+        "{p:?}"
+    );
+    assert!(
+        has("sources[0].labels.__x: `__x`: names starting with `__` are reserved"),
+        "{p:?}"
+    );
+    assert!(has("sources[0].labels.env: must not be empty"), "{p:?}");
+    assert!(has("sources[0].labels.ok: 300 bytes; at most 256"), "{p:?}");
+    let many: Vec<String> = (0..17).map(|i| format!("l{i}: v")).collect();
+    let p = problems(&format!(
+        "sources:\n  - name: a\n    labels: {{{}}}\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n",
+        many.join(", ")
+    ));
+    assert!(
+        p.iter()
+            .any(|m| m.contains("sources[0].labels: 17 labels; at most 16 per source")),
+        "{p:?}"
+    );
+}

@@ -39,6 +39,7 @@ impl Plan {
                         SourcePlan {
                             granularity: s.granularity,
                             max_series: s.max_series,
+                            labels: s.labels.clone(),
                         },
                     )
                 })
@@ -48,11 +49,13 @@ impl Plan {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct SourcePlan {
     pub granularity: Granularity,
     /// At most this many per-consumer series for the source (None: no cap).
     pub max_series: Option<usize>,
+    /// Static labels added to every series of the source (`sources[].labels`).
+    pub labels: Vec<(String, String)>,
 }
 
 /// Renders the whole exposition for one snapshot.
@@ -75,6 +78,14 @@ pub fn render(
                     .unwrap_or(usize::MAX),
                 written: 0,
                 dropped: 0,
+            })
+            .collect(),
+        statics: sources
+            .iter()
+            .map(|s| {
+                plan.sources
+                    .get(&s.id)
+                    .map_or_else(Vec::new, |p| p.labels.clone())
             })
             .collect(),
     };
@@ -103,18 +114,17 @@ pub fn render(
         "gauge",
     );
     for (i, s) in sources.iter().enumerate() {
-        w.raw_series(
-            "lagwatch_series",
-            &[("source", s.id.as_str())],
-            w.budget[i].written as f64,
-        );
+        let written = w.budget[i].written as f64;
+        w.source_series(i, "lagwatch_series", &[("source", s.id.as_str())], written);
     }
     w.family("lagwatch_series_dropped", "Per-consumer series of this source left out of the current snapshot by max_series; raise the cap or coarsen the granularity.", "gauge");
     for (i, s) in sources.iter().enumerate() {
-        w.raw_series(
+        let dropped = w.budget[i].dropped as f64;
+        w.source_series(
+            i,
             "lagwatch_series_dropped",
             &[("source", s.id.as_str())],
-            w.budget[i].dropped as f64,
+            dropped,
         );
     }
     w.family(
@@ -488,6 +498,9 @@ struct Budget {
 struct Writer {
     out: String,
     budget: Vec<Budget>,
+    /// Per source (same index as `budget`): its static labels, added to each
+    /// of its series.
+    statics: Vec<Vec<(String, String)>>,
 }
 
 impl Writer {
@@ -506,35 +519,53 @@ impl Writer {
             b.left -= 1;
             b.written += 1;
         }
-        self.raw_series(name, labels, value);
+        self.source_series(src, name, labels, value);
+    }
+
+    /// One series of source `src` with its static labels, outside its cap.
+    fn source_series(&mut self, src: usize, name: &str, labels: &[(&str, &str)], value: f64) {
+        let extra = self.statics.get(src).map_or(&[][..], Vec::as_slice);
+        write_series(&mut self.out, name, labels, extra, value);
     }
 
     fn raw_series(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        self.out.push_str(name);
-        let mut first = true;
-        for (k, v) in labels {
-            // An empty label value is the same as no label to Prometheus: omit it.
-            if v.is_empty() {
-                continue;
-            }
-            self.out.push(if first { '{' } else { ',' });
-            first = false;
-            self.out.push_str(k);
-            self.out.push_str("=\"");
-            escape_label(&mut self.out, v);
-            self.out.push('"');
-        }
-        if !first {
-            self.out.push('}');
-        }
-        self.out.push(' ');
-        if value.fract() == 0.0 && value.abs() < 1e15 {
-            let _ = write!(self.out, "{}", value as i64);
-        } else {
-            let _ = write!(self.out, "{value}");
-        }
-        self.out.push('\n');
+        write_series(&mut self.out, name, labels, &[], value);
     }
+}
+
+/// One line of the exposition: `labels`, then the source's static `extra`.
+fn write_series(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    extra: &[(String, String)],
+    value: f64,
+) {
+    out.push_str(name);
+    let mut first = true;
+    let extra = extra.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    for (k, v) in labels.iter().copied().chain(extra) {
+        // An empty label value is the same as no label to Prometheus: omit it.
+        if v.is_empty() {
+            continue;
+        }
+        out.push(if first { '{' } else { ',' });
+        first = false;
+        out.push_str(k);
+        out.push_str("=\"");
+        escape_label(out, v);
+        out.push('"');
+    }
+    if !first {
+        out.push('}');
+    }
+    out.push(' ');
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        let _ = write!(out, "{}", value as i64);
+    } else {
+        let _ = write!(out, "{value}");
+    }
+    out.push('\n');
 }
 
 /// Escapes a label value per the text exposition format.

@@ -7,6 +7,8 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use std::collections::{BTreeSet, HashMap};
+
 use crate::history::RestartReason;
 use crate::model::{ErrorKind, PollBatch, SourceId, System};
 
@@ -22,9 +24,20 @@ pub struct SelfMetrics {
     anomalies: IntCounterVec,
     history_restarts: IntCounterVec,
     notifications_dropped: IntCounter,
+    /// Static label values per source, in the order of `static_names` (empty
+    /// where a source has no such label).
+    statics: HashMap<SourceId, Vec<String>>,
+    /// Every source's static label names, sorted.
+    static_names: Vec<String>,
 }
 
-const SOURCE_LABELS: &[&str] = &["source", "system"];
+/// `source, system`, then `more`, then every source's static label names.
+fn label_names<'a>(more: &[&'a str], statics: &'a [String]) -> Vec<&'a str> {
+    let mut names = vec!["source", "system"];
+    names.extend_from_slice(more);
+    names.extend(statics.iter().map(String::as_str));
+    names
+}
 
 /// Registers `c` on `registry` and hands it back.
 fn registered<C: Collector + Clone + 'static>(
@@ -62,29 +75,65 @@ fn gauge_vec(
     registered(r, GaugeVec::new(Opts::new(name, help), labels)?)
 }
 
+/// Every source's static label names (sorted), and per source its values in
+/// that order, empty where it has no such label.
+type StaticTable = (Vec<String>, HashMap<SourceId, Vec<String>>);
+
+fn static_table(statics: &[(SourceId, Vec<(String, String)>)]) -> StaticTable {
+    let names: Vec<String> = statics
+        .iter()
+        .flat_map(|(_, l)| l.iter().map(|(k, _)| k.clone()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let values = statics
+        .iter()
+        .map(|(id, l)| {
+            let v = names
+                .iter()
+                .map(|n| {
+                    l.iter()
+                        .find(|(k, _)| k == n)
+                        .map_or_else(String::new, |(_, v)| v.clone())
+                })
+                .collect();
+            (id.clone(), v)
+        })
+        .collect();
+    (names, values)
+}
+
 impl SelfMetrics {
     /// Registers every metric and creates each source's series at zero, so that
     /// `rate()` and absence alerts work from the first scrape.
-    pub fn new(sources: &[(SourceId, System)]) -> Result<SelfMetrics, prometheus::Error> {
+    /// `statics`: each source's static labels (`sources[].labels`), added to
+    /// its series here as on every other series of the source.
+    pub fn new(
+        sources: &[(SourceId, System)],
+        statics: &[(SourceId, Vec<(String, String)>)],
+    ) -> Result<SelfMetrics, prometheus::Error> {
+        let (names, values) = static_table(statics);
+        let source_labels = label_names(&[], &names);
+        let source_labels = source_labels.as_slice();
         let r = Registry::new();
         let m = SelfMetrics {
             source_up: int_gauge_vec(
                 &r,
                 "lagwatch_source_up",
                 "1 if the last poll of this source succeeded, 0 if it failed (broker unreachable, auth, timeout).",
-                SOURCE_LABELS,
+                source_labels,
             )?,
             polls: counter_vec(
                 &r,
                 "lagwatch_polls_total",
                 "Polls of this source that finished, successful or not.",
-                SOURCE_LABELS,
+                source_labels,
             )?,
             poll_errors: counter_vec(
                 &r,
                 "lagwatch_poll_errors_total",
                 "Errors met while polling this source, by kind; a failed poll counts once, partial failures (one group unreadable) count each.",
-                &["source", "system", "kind"],
+                &label_names(&["kind"], &names),
             )?,
             poll_duration: registered(
                 &r,
@@ -96,26 +145,26 @@ impl SelfMetrics {
                     .buckets(vec![
                         0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                     ]),
-                    SOURCE_LABELS,
+                    source_labels,
                 )?,
             )?,
             last_success: gauge_vec(
                 &r,
                 "lagwatch_last_successful_poll_timestamp_seconds",
                 "Unix time of the last successful poll of this source; 0 if none yet.",
-                SOURCE_LABELS,
+                source_labels,
             )?,
             anomalies: counter_vec(
                 &r,
                 "lagwatch_anomalies_total",
                 "Broker readings that contradict each other (a committed offset above the latest offset); lag is reported as 0 for them.",
-                SOURCE_LABELS,
+                source_labels,
             )?,
             history_restarts: counter_vec(
                 &r,
                 "lagwatch_history_restarts_total",
                 "Partitions or consumers whose sample history was thrown away and started again, by reason: head_decreased (topic or stream recreated), clock_went_back. Rates and status need a full window again afterwards.",
-                &["source", "system", "reason"],
+                &label_names(&["reason"], &names),
             )?,
             notifications_dropped: registered(
                 &r,
@@ -125,6 +174,8 @@ impl SelfMetrics {
                 )?,
             )?,
             registry: r,
+            statics: values,
+            static_names: names.clone(),
         };
         int_gauge_vec(
             &m.registry,
@@ -145,7 +196,7 @@ impl SelfMetrics {
     /// Creates every series of every source at zero.
     fn zero(&self, sources: &[(SourceId, System)]) {
         for (id, system) in sources {
-            let l = [id.as_str(), system.as_str()];
+            let l = self.values(id, *system, None);
             self.source_up.with_label_values(&l).set(0);
             self.polls.with_label_values(&l);
             self.poll_duration.with_label_values(&l);
@@ -153,18 +204,40 @@ impl SelfMetrics {
             self.anomalies.with_label_values(&l);
             for kind in ErrorKind::ALL {
                 self.poll_errors
-                    .with_label_values(&[l[0], l[1], kind.as_str()]);
+                    .with_label_values(&self.values(id, *system, Some(kind.as_str())));
             }
             for reason in RestartReason::ALL {
-                self.history_restarts
-                    .with_label_values(&[l[0], l[1], reason.as_str()]);
+                self.history_restarts.with_label_values(&self.values(
+                    id,
+                    *system,
+                    Some(reason.as_str()),
+                ));
             }
         }
     }
 
+    /// The label values of a series of source `id`: source, system, `more`,
+    /// then its static labels.
+    fn values<'a>(
+        &'a self,
+        id: &'a SourceId,
+        system: System,
+        more: Option<&'a str>,
+    ) -> Vec<&'a str> {
+        let mut v = vec![id.as_str(), system.as_str()];
+        v.extend(more);
+        if let Some(s) = self.statics.get(id) {
+            v.extend(s.iter().map(String::as_str));
+        } else {
+            // A source the engine was not told about: empty static labels.
+            v.extend(std::iter::repeat_n("", self.static_names.len()));
+        }
+        v
+    }
+
     /// Counts one poll in one place: its duration, outcome and errors.
     pub fn record_poll(&self, batch: &PollBatch) {
-        let l = [batch.source.as_str(), batch.system.as_str()];
+        let l = self.values(&batch.source, batch.system, None);
         self.polls.with_label_values(&l).inc();
         self.poll_duration
             .with_label_values(&l)
@@ -178,14 +251,22 @@ impl SelfMetrics {
                 self.anomalies.with_label_values(&l).inc_by(data.anomalies);
                 for (kind, n) in &data.partial_errors {
                     self.poll_errors
-                        .with_label_values(&[l[0], l[1], kind.as_str()])
+                        .with_label_values(&self.values(
+                            &batch.source,
+                            batch.system,
+                            Some(kind.as_str()),
+                        ))
                         .inc_by(*n);
                 }
             }
             Err(f) => {
                 self.source_up.with_label_values(&l).set(0);
                 self.poll_errors
-                    .with_label_values(&[l[0], l[1], f.kind.as_str()])
+                    .with_label_values(&self.values(
+                        &batch.source,
+                        batch.system,
+                        Some(f.kind.as_str()),
+                    ))
                     .inc();
             }
         }
@@ -200,7 +281,7 @@ impl SelfMetrics {
         n: u64,
     ) {
         self.history_restarts
-            .with_label_values(&[source.as_str(), system.as_str(), reason.as_str()])
+            .with_label_values(&self.values(source, system, Some(reason.as_str())))
             .inc_by(n);
     }
 
@@ -211,7 +292,23 @@ impl SelfMetrics {
 
     /// The text exposition of these metrics.
     pub fn encode(&self, out: &mut String) {
-        encode_registry(&self.registry, out);
+        if self.static_names.is_empty() {
+            encode_registry(&self.registry, out);
+            return;
+        }
+        // The crate writes a source without one of the static labels as
+        // `dc=""`: the same as no label to Prometheus, but it reads as if the
+        // source had it. Drop them, as the rest of the body does. (A label
+        // value cannot hold an unescaped quote, so `=""` is only ever empty.)
+        let mut text = String::new();
+        encode_registry(&self.registry, &mut text);
+        for n in &self.static_names {
+            text = text
+                .replace(&format!("{{{n}=\"\"}}"), "")
+                .replace(&format!("{{{n}=\"\","), "{")
+                .replace(&format!(",{n}=\"\""), "");
+        }
+        out.push_str(&text);
     }
 }
 

@@ -41,6 +41,9 @@ pub(super) fn settings(raw: &Config, at: &At, p: &mut Problems) -> Option<Vec<So
             );
             ok = false;
         }
+        if !static_labels_ok(&s.labels, &at.key("labels"), p) {
+            ok = false;
+        }
         match source(raw, s, &at, p) {
             Some(source) => out.push(source),
             None => ok = false,
@@ -90,8 +93,101 @@ fn source(top: &Config, s: &raw::Source, at: &At, p: &mut Problems) -> Option<So
         timing: timing?,
         granularity: s.granularity.unwrap_or(top.metrics.granularity),
         max_series: s.max_series.or(top.metrics.max_series_per_source),
+        labels: s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         kind: kind?,
     })
+}
+
+/// Labels lagwatch writes itself, or that Prometheus sets at scrape time: a
+/// static label of the same name would clash with them.
+const RESERVED_LABELS: &[&str] = &[
+    "source",
+    "system",
+    "group",
+    "topic",
+    "partition",
+    "status",
+    "cause",
+    "quality",
+    "reason",
+    "state",
+    "kind",
+    "retention",
+    "version",
+    "commit",
+    "rustc",
+    "cluster_name",
+    "is_simple_consumer",
+    "member_host",
+    "consumer_id",
+    "client_id",
+    "le",
+    "quantile",
+    "job",
+    "instance",
+];
+
+/// At most this many static labels per source, each value at most this long.
+const MAX_STATIC_LABELS: usize = 16;
+const MAX_STATIC_LABEL_VALUE: usize = 256;
+
+/// `sources[].labels`: valid Prometheus label names that clash with nothing,
+/// non-empty bounded values, a bounded count. False when any is wrong.
+fn static_labels_ok(
+    labels: &std::collections::BTreeMap<String, String>,
+    at: &At,
+    p: &mut Problems,
+) -> bool {
+    let mut ok = true;
+    if labels.len() > MAX_STATIC_LABELS {
+        p.push(
+            at,
+            format!(
+                "{} labels; at most {MAX_STATIC_LABELS} per source",
+                labels.len()
+            ),
+        );
+        ok = false;
+    }
+    for (k, v) in labels {
+        let at = at.key(k);
+        let valid = k
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let problem = if !valid {
+            Some(format!(
+                "`{k}` is not a Prometheus label name (letters, digits and `_`, not starting with a digit)"
+            ))
+        } else if k.starts_with("__") {
+            Some(format!(
+                "`{k}`: names starting with `__` are reserved by Prometheus"
+            ))
+        } else if RESERVED_LABELS.contains(&k.as_str()) {
+            Some(format!(
+                "`{k}` is a label lagwatch or Prometheus sets itself; choose another name (e.g. `{k}_name`)"
+            ))
+        } else if v.is_empty() {
+            Some("must not be empty (an empty label is no label to Prometheus)".to_string())
+        } else if v.len() > MAX_STATIC_LABEL_VALUE {
+            Some(format!(
+                "{} bytes; at most {MAX_STATIC_LABEL_VALUE}",
+                v.len()
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            p.push(&at, message);
+            ok = false;
+        }
+    }
+    ok
 }
 
 /// The source's own poll interval, request timeout and gone-after, else the
