@@ -242,9 +242,10 @@ async fn metrics_are_gzipped_when_the_scraper_asks_and_equal_the_plain_body() {
 }
 
 /// `sources[].labels` are on every series of their source (its groups, its
-/// compatibility names, its own poll metrics) and on no other source's.
+/// compatibility names, its own poll metrics) and on no other source's; and
+/// the group's state is a state set agreeing with lagwatch_group_info.
 #[test]
-fn static_labels_of_a_source_are_on_every_series_of_that_source_and_only_there() {
+fn static_labels_are_on_every_series_of_their_source_only_and_the_group_state_is_a_state_set() {
     let tansu = Tansu::start();
     let nats = Nats::start();
     let topic = common::truth::name("orders");
@@ -304,5 +305,31 @@ fn static_labels_of_a_source_are_on_every_series_of_that_source_and_only_there()
             "nats-test's series carry kafka-test's labels: {l}"
         );
     }
+    // The group's state as a state set: exactly one state at 1, the one
+    // lagwatch_group_info names (a group with commits and no members: Empty).
+    let of_group = |family: &str| -> Vec<&str> {
+        kafka
+            .iter()
+            .copied()
+            .filter(|l| l.starts_with(family) && l.contains(&format!("group=\"{group}\"")))
+            .collect()
+    };
+    let info = of_group("lagwatch_group_info{");
+    assert_eq!(info.len(), 1, "{info:?}");
+    let state = info[0]
+        .split("state=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap();
+    assert_eq!(state, "Empty", "{info:?}");
+    let set = of_group("lagwatch_group_state{");
+    assert_eq!(
+        set.len(),
+        8,
+        "one series per Kafka state and unknown: {set:?}"
+    );
+    let on: Vec<&&str> = set.iter().filter(|l| l.ends_with(" 1")).collect();
+    assert_eq!(on.len(), 1, "{set:?}");
+    assert!(on[0].contains(&format!("state=\"{state}\"")), "{on:?}");
     assert_eq!(common::promtool_check_metrics(&body), "");
 }

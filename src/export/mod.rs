@@ -289,7 +289,39 @@ fn render_group_state_sets(w: &mut Writer, sources: &[SourceView]) {
             state_set(w, (i, src, g), CAUSE, "cause", values);
         }
     }
+    const STATE: &str = "lagwatch_group_state";
+    w.family(STATE, "The group's state as a state set: 1 for the current one, 0 for the others, so a change is a value change, not a new series. Kafka: the broker's (classic and KIP-848 names); JetStream: active, missing (configured, not found), offline (its source unreachable); unknown when none was given or the name is not listed (lagwatch_group_info has it verbatim).", "gauge");
+    for (i, src, g) in all_groups(sources) {
+        let all = match src.system {
+            System::Kafka => KAFKA_STATES,
+            System::Jetstream => JETSTREAM_STATES,
+        };
+        let state = g.info.as_ref().and_then(|i| i.state.as_deref());
+        let current = state
+            .and_then(|s| all.iter().find(|k| k.eq_ignore_ascii_case(s)))
+            .copied()
+            .unwrap_or("unknown");
+        let values = all
+            .iter()
+            .chain(std::iter::once(&"unknown"))
+            .map(|k| (*k, *k == current));
+        state_set(w, (i, src, g), STATE, "state", values);
+    }
 }
+
+/// Kafka group states: the classic protocol's, then KIP-848's.
+const KAFKA_STATES: &[&str] = &[
+    "Stable",
+    "PreparingRebalance",
+    "CompletingRebalance",
+    "Empty",
+    "Dead",
+    "Assigning",
+    "Reconciling",
+];
+
+/// JetStream consumer states as lagwatch names them.
+const JETSTREAM_STATES: &[&str] = &["active", "missing", "offline"];
 
 /// Replicas running and recommended.
 fn render_group_replicas(w: &mut Writer, sources: &[SourceView]) {
