@@ -4,7 +4,7 @@ provisions from files or Grafana's sidecar alike (a `datasource` variable, no
 `__inputs`), with `job` and `namespace` variables for several lagwatch
 deployments in one Prometheus. The panels are defined here once; run after
 changing them:
-    scripts/gen-dashboards.py          # write dashboards/*.json
+    scripts/gen-dashboards.py          # write dashboards/*.json and the Helm chart's copies
     scripts/gen-dashboards.py --check  # exit 1 if the committed files are stale
 """
 import json
@@ -12,6 +12,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHART_DASHBOARDS = ROOT / "deploy" / "helm" / "lagwatch" / "files" / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 # Which lagwatch: job and namespace (an absent label matches the All value ".*").
 WHICH = 'job=~"$job",namespace=~"$namespace"'
@@ -202,12 +203,14 @@ def main():
     stale = []
     for name, d in out.items():
         text = json.dumps(d, indent=2) + "\n"
-        path = ROOT / "dashboards" / name
-        if "--check" in sys.argv:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-        else:
-            path.write_text(text)
+        # The Helm chart ships the same files (it cannot read outside itself).
+        for path in (ROOT / "dashboards" / name, CHART_DASHBOARDS / name):
+            if "--check" in sys.argv:
+                if not path.exists() or path.read_text() != text:
+                    stale.append(str(path.relative_to(ROOT)))
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
     if stale:
         print(f"stale: {', '.join(stale)}: run scripts/gen-dashboards.py", file=sys.stderr)
         return 1

@@ -3,7 +3,7 @@
 deploy/kubernetes/base/prometheusrule.yaml from alerts/lagwatch.rules.yml.
 
 alerts/lagwatch.rules.yml is the one source; its links use the defaults below.
-    scripts/gen-prometheusrule.py           # write the committed PrometheusRule
+    scripts/gen-prometheusrule.py           # write the committed PrometheusRule and the chart's copy
     scripts/gen-prometheusrule.py --check   # exit 1 when it is out of date (tests)
 Rendered for your setup, to stdout or --out:
     scripts/gen-prometheusrule.py --rules \\
@@ -28,6 +28,8 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "alerts" / "lagwatch.rules.yml"
 TARGET = ROOT / "deploy" / "kubernetes" / "base" / "prometheusrule.yaml"
+# The Helm chart renders its PrometheusRule from a copy of the source.
+CHART_COPY = ROOT / "deploy" / "helm" / "lagwatch" / "files" / "lagwatch.rules.yml"
 # The links alerts/lagwatch.rules.yml is written with.
 GRAFANA_URL = "https://grafana.example.com"
 RUNBOOK_URL = "https://github.com/lagwatch/lagwatch/blob/main/docs/runbooks.md"
@@ -113,16 +115,22 @@ def main() -> int:
     custom = a.rules or a.selector or a.grafana_url != GRAFANA_URL or a.runbook_url != RUNBOOK_URL or labels
     text = render(rules(a.selector, a.grafana_url, a.runbook_url), labels, a.rules)
     if a.check:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} is out of date: run scripts/gen-prometheusrule.py", file=sys.stderr)
-            return 1
-        return 0
+        stale = [
+            path
+            for path, want in ((TARGET, text), (CHART_COPY, SOURCE.read_text()))
+            if not path.exists() or path.read_text() != want
+        ]
+        for path in stale:
+            print(f"{path} is out of date: run scripts/gen-prometheusrule.py", file=sys.stderr)
+        return 1 if stale else 0
     if a.out:
         pathlib.Path(a.out).write_text(text)
     elif custom:
         sys.stdout.write(text)
     else:
         TARGET.write_text(text)
+        CHART_COPY.parent.mkdir(parents=True, exist_ok=True)
+        CHART_COPY.write_text(SOURCE.read_text())
     return 0
 
 

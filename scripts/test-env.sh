@@ -50,6 +50,13 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   pip3 install --quiet kubernetes-validate 2>/dev/null \
     || pip3 install --quiet --break-system-packages kubernetes-validate
 fi
+# helm-python-sdk: real Helm (v4's Go SDK as a library) to lint and render the
+# chart; Helm itself is not in Debian's packages.
+if ! python3 -c "import helm_python" >/dev/null 2>&1; then
+  log "installing helm-python-sdk (PyPI)"
+  pip3 install --quiet "helm-python-sdk==0.2.2" 2>/dev/null \
+    || pip3 install --quiet --break-system-packages "helm-python-sdk==0.2.2"
+fi
 
 # tansu: a Kafka-protocol broker in Rust; the storage features are not default.
 TANSU_VERSION=0.6.0
@@ -64,4 +71,6 @@ fi
 for tool in tansu nats-server prometheus promtool prometheus-alertmanager kubectl kubernetes-validate chromium wrk tmux openssl python3; do
   have "$tool" || { log "ERROR: $tool still missing after install"; exit 1; }
 done
+python3 -c "import helm_python" 2>/dev/null \
+  || { log "ERROR: helm-python-sdk still missing after install (pip3 install helm-python-sdk)"; exit 1; }
 log "ready: $(tansu --version 2>&1 | head -n1); nats-server $(nats-server --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1)"
