@@ -17,6 +17,11 @@ have pkg-config || need_apt+=(pkg-config)
 # librdkafka's TLS/SCRAM/OAUTHBEARER (OpenSSL) and GSSAPI (Cyrus SASL) support.
 [ -f /usr/include/openssl/ssl.h ] || need_apt+=(libssl-dev)
 [ -f /usr/include/sasl/sasl.h ] || need_apt+=(libsasl2-dev)
+# OAUTHBEARER with OIDC: librdkafka's configure looks for libcurl's headers and
+# library (the binary links rdkafka's static curl; this is for the check).
+[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] \
+  || [ -n "$(find /usr/include -path '*/curl/curl.h' -print -quit 2>/dev/null)" ] \
+  || need_apt+=(libcurl4-openssl-dev)
 have nats-server || need_apt+=(nats-server)
 have prometheus || need_apt+=(prometheus)
 have promtool || need_apt+=(prometheus)

@@ -583,3 +583,108 @@ fn tls_and_sasl_properties_build_a_client_and_keep_the_password_out_of_errors() 
         );
     }
 }
+
+/// base64url without padding, for the test's JWT.
+fn b64url(bytes: &[u8]) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// SASL/OAUTHBEARER with OIDC client credentials (librdkafka's
+/// `sasl.oauthbearer.method: oidc`, built in with rdkafka's curl): lagwatch's
+/// client fetches a token from a real HTTP token endpoint with the client
+/// credentials, before it even reaches the broker, and the secret stays out of
+/// the error.
+#[test]
+fn oidc_client_credentials_fetch_a_token_from_the_token_endpoint() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/oauth2/token", listener.local_addr().unwrap());
+    let requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    {
+        let requests = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).ok();
+                head.push_str(&String::from_utf8_lossy(&body));
+                requests.lock().unwrap().push(head);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let jwt = format!(
+                    "{}.{}.{}",
+                    b64url(br#"{"alg":"RS256","typ":"JWT"}"#),
+                    b64url(
+                        format!(r#"{{"sub":"lagwatch","iat":{now},"exp":{}}}"#, now + 3600)
+                            .as_bytes()
+                    ),
+                    b64url(b"signature")
+                );
+                let answer = format!(
+                    r#"{{"access_token":"{jwt}","token_type":"bearer","expires_in":3600}}"#
+                );
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+    }
+    let port = common::free_port();
+    let mut p = poller(&format!(
+        "      bootstrap_servers: [\"127.0.0.1:{port}\"]\n      request_timeout: 1s\n      properties:\n        security.protocol: SASL_PLAINTEXT\n        sasl.mechanism: OAUTHBEARER\n        sasl.oauthbearer.method: oidc\n        sasl.oauthbearer.client.id: lagwatch-client\n        sasl.oauthbearer.client.secret: hunter2-oidc-secret\n        sasl.oauthbearer.token.endpoint.url: \"{endpoint}\"\n        sasl.oauthbearer.scope: kafka\n"
+    ));
+    let err = poll(&mut p).expect_err("no broker listens there");
+    assert!(
+        !err.message.contains("hunter2-oidc-secret") && !err.message.contains("not supported"),
+        "{err:?}"
+    );
+    common::wait_until(
+        "a token request at the token endpoint",
+        Duration::from_secs(20),
+        || !requests.lock().unwrap().is_empty(),
+    );
+    let request = requests.lock().unwrap()[0].clone();
+    assert!(request.starts_with("POST /oauth2/token "), "{request}");
+    assert!(
+        request.contains("grant_type=client_credentials"),
+        "{request}"
+    );
+    assert!(request.contains("scope=kafka"), "{request}");
+    // The client credentials, as HTTP Basic (RFC 6749 section 2.3.1).
+    let basic = format!("Basic {}", {
+        let s = b64url(b"lagwatch-client:hunter2-oidc-secret");
+        s.replace('-', "+").replace('_', "/")
+    });
+    assert!(
+        request.contains(basic.trim_end_matches('=')),
+        "no Basic client credentials in:\n{request}"
+    );
+}
