@@ -688,3 +688,65 @@ fn oidc_client_credentials_fetch_a_token_from_the_token_endpoint() {
         "no Basic client credentials in:\n{request}"
     );
 }
+
+/// SASL/OAUTHBEARER with tokens from a file (`kafka.oauthbearer.token_file`),
+/// handed to librdkafka through its refresh hook: a valid JWT lets the client
+/// go as far as the network; a missing or expired one fails the poll as
+/// `auth`, naming the file.
+#[test]
+fn oauthbearer_tokens_from_a_file_reach_librdkafka_and_a_bad_file_is_an_auth_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    // A broker that accepts connections and never answers: without a token
+    // librdkafka never gets past SASL; with one, only the silence fails it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let config = format!(
+        "      bootstrap_servers: [\"127.0.0.1:{port}\"]\n      request_timeout: 1s\n      properties:\n        security.protocol: SASL_PLAINTEXT\n        sasl.mechanism: OAUTHBEARER\n      oauthbearer:\n        token_file: \"{}\"\n",
+        file.display()
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = |exp: u64| {
+        format!(
+            "{}.{}.{}",
+            b64url(br#"{"alg":"RS256"}"#),
+            b64url(format!(r#"{{"sub":"lagwatch","exp":{exp}}}"#).as_bytes()),
+            b64url(b"sig")
+        )
+    };
+    std::fs::write(&file, jwt(now + 3600)).unwrap();
+    let err = poll(&mut poller(&config)).expect_err("the broker never answers");
+    assert!(
+        matches!(
+            err.kind,
+            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Metadata
+        ),
+        "a good token: only the silent broker fails it: {err:?}"
+    );
+    let shown = file.display().to_string();
+    for (what, contents, says) in [
+        ("missing", None, format!("token file {shown}:")),
+        (
+            "expired",
+            Some(jwt(now - 60)),
+            format!("the token in {shown} expired"),
+        ),
+    ] {
+        match &contents {
+            Some(c) => std::fs::write(&file, c).unwrap(),
+            None => std::fs::remove_file(&file).unwrap_or(()),
+        }
+        let err = poll(&mut poller(&config)).expect_err("no token");
+        assert_eq!(err.kind, ErrorKind::Auth, "{what}: {err:?}");
+        assert!(err.message.contains(&says), "{what}: {err:?}");
+    }
+}

@@ -27,8 +27,9 @@ pub use duration::Seconds;
 pub use filter::{NameFilter, Shard};
 pub use settings::{
     EphemeralPolicy, Granularity, HttpSettings, IsolationLevel, JetstreamSettings, KafkaSettings,
-    LogFormat, LogSettings, NatsAuth, NatsTls, Settings, SourceKind, SourceSettings, Timing,
-    DEFAULT_GONE_AFTER_POLLS, DEFAULT_HTTP_REQUEST_TIMEOUT, DEFAULT_LISTEN, DEFAULT_POLL_INTERVAL,
+    LogFormat, LogSettings, NatsAuth, NatsTls, OAuthBearerSettings, Settings, SourceKind,
+    SourceSettings, Timing, DEFAULT_GONE_AFTER_POLLS, DEFAULT_HTTP_REQUEST_TIMEOUT, DEFAULT_LISTEN,
+    DEFAULT_POLL_INTERVAL,
 };
 /// One thing wrong with a config file.
 #[derive(Clone, Debug, PartialEq, Eq)]

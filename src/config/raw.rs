@@ -235,6 +235,15 @@ pub(crate) struct Kafka {
     pub topic_filter: Filter,
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    pub oauthbearer: Option<OAuthBearer>,
+}
+
+/// Where SASL/OAUTHBEARER tokens come from when librdkafka does not fetch them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OAuthBearer {
+    pub token_file: Option<String>,
+    pub principal: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -192,6 +192,19 @@ pub struct KafkaSettings {
     pub topic_filter: NameFilter,
     /// librdkafka client properties passed through (security.protocol, sasl.*, ssl.*).
     pub properties: BTreeMap<String, String>,
+    /// SASL/OAUTHBEARER tokens read from a file (None: librdkafka's own, OIDC
+    /// or the unsecured JWT, or no OAUTHBEARER at all).
+    pub oauthbearer: Option<OAuthBearerSettings>,
+}
+
+/// SASL/OAUTHBEARER tokens lagwatch hands to librdkafka itself.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OAuthBearerSettings {
+    /// Read again at every refresh (a projected service-account token, a
+    /// sidecar's output): a JWT's `exp` and `sub` give lifetime and principal.
+    pub token_file: std::path::PathBuf,
+    /// The principal when the token is not a JWT with `sub`.
+    pub principal: Option<String>,
 }
 
 impl KafkaSettings {
@@ -226,6 +239,7 @@ impl fmt::Debug for KafkaSettings {
             .field("group_filter", &self.group_filter)
             .field("topic_filter", &self.topic_filter)
             .field("properties", &props)
+            .field("oauthbearer", &self.oauthbearer)
             .finish()
     }
 }

@@ -665,3 +665,35 @@ fn static_labels_are_kept_sorted_and_bad_ones_are_named() {
         "{p:?}"
     );
 }
+
+#[test]
+fn an_oauthbearer_token_file_needs_the_mechanism_and_excludes_librdkafkas_own_tokens() {
+    let kafka_with = |props: &str| {
+        format!(
+            "sources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:1\"]\n      properties: {{{props}}}\n      oauthbearer: {{token_file: /var/run/token}}\n"
+        )
+    };
+    let s = parse(&kafka_with(
+        "sasl.mechanism: OAUTHBEARER, security.protocol: SASL_SSL",
+    ))
+    .unwrap();
+    assert_eq!(
+        kafka(&s).oauthbearer.as_ref().unwrap().token_file,
+        std::path::PathBuf::from("/var/run/token")
+    );
+    let p = problems(&kafka_with("security.protocol: SASL_SSL"));
+    assert!(
+        p.iter().any(|m| m.contains(
+            "sources[0].kafka.oauthbearer: needs `properties.sasl.mechanism: OAUTHBEARER`"
+        )),
+        "{p:?}"
+    );
+    let p = problems(&kafka_with(
+        "sasl.mechanism: OAUTHBEARER, sasl.oauthbearer.method: oidc",
+    ));
+    assert!(
+        p.iter()
+            .any(|m| m.contains("librdkafka fetches the tokens itself")),
+        "{p:?}"
+    );
+}

@@ -8,8 +8,8 @@ use crate::config::filter::NameFilter;
 use crate::config::problems::{At, Problems};
 use crate::config::raw::{self, Config};
 use crate::config::settings::{
-    JetstreamSettings, KafkaSettings, NatsAuth, NatsTls, SourceKind, SourceSettings, Timing,
-    DEFAULT_GONE_AFTER_POLLS,
+    JetstreamSettings, KafkaSettings, NatsAuth, NatsTls, OAuthBearerSettings, SourceKind,
+    SourceSettings, Timing, DEFAULT_GONE_AFTER_POLLS,
 };
 use crate::model::SourceId;
 
@@ -264,6 +264,10 @@ fn kafka(k: &raw::Kafka, at: &At, p: &mut Problems) -> Option<KafkaSettings> {
             );
         }
     }
+    let oauthbearer = k
+        .oauthbearer
+        .as_ref()
+        .and_then(|o| oauthbearer(o, &k.properties, &at.key("oauthbearer"), p));
     if p.len() > before {
         return None;
     }
@@ -278,6 +282,50 @@ fn kafka(k: &raw::Kafka, at: &At, p: &mut Problems) -> Option<KafkaSettings> {
         group_filter: group_filter?,
         topic_filter: topic_filter?,
         properties: k.properties.clone(),
+        oauthbearer,
+    })
+}
+
+/// `kafka.oauthbearer`: a token file, for a client whose SASL mechanism is
+/// OAUTHBEARER and whose tokens librdkafka does not fetch itself.
+fn oauthbearer(
+    o: &raw::OAuthBearer,
+    properties: &std::collections::BTreeMap<String, String>,
+    at: &At,
+    p: &mut Problems,
+) -> Option<OAuthBearerSettings> {
+    let Some(file) = o.token_file.as_deref() else {
+        p.push(at, "set `token_file` (the only token source so far)");
+        return None;
+    };
+    if file.is_empty() {
+        p.push(&at.key("token_file"), "must not be empty");
+        return None;
+    }
+    let mechanism = properties.get("sasl.mechanism").map(String::as_str);
+    if !mechanism.is_some_and(|m| m.eq_ignore_ascii_case("OAUTHBEARER")) {
+        p.push(
+            at,
+            "needs `properties.sasl.mechanism: OAUTHBEARER` (and `security.protocol: SASL_SSL`)",
+        );
+        return None;
+    }
+    let librdkafkas_own = properties
+        .get("sasl.oauthbearer.method")
+        .is_some_and(|m| m.eq_ignore_ascii_case("oidc"))
+        || properties
+            .get("enable.sasl.oauthbearer.unsecure.jwt")
+            .is_some_and(|v| v == "true");
+    if librdkafkas_own {
+        p.push(
+            at,
+            "librdkafka fetches the tokens itself (sasl.oauthbearer.method: oidc, or the unsecured JWT): remove one of the two",
+        );
+        return None;
+    }
+    Some(OAuthBearerSettings {
+        token_file: file.into(),
+        principal: o.principal.clone(),
     })
 }
 

@@ -6,11 +6,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use super::oauth::TokenFile;
 use crate::model::{ErrorKind, SourceId};
 
 /// A global error older than this no longer explains a failing poll.
@@ -36,24 +37,35 @@ const CONNECTION_FACILITIES: &[&str] = &[
 #[derive(Debug)]
 pub struct LagwatchContext {
     source: SourceId,
-    last_problem: Mutex<Option<(ErrorKind, Instant)>>,
+    last_problem: Mutex<Option<(ErrorKind, Instant, String)>>,
     stats: Mutex<Option<String>>,
+    /// SASL/OAUTHBEARER tokens lagwatch provides (`kafka.oauthbearer`).
+    tokens: Option<TokenFile>,
 }
 
 impl LagwatchContext {
-    pub fn new(source: SourceId) -> Self {
+    pub fn new(source: SourceId, tokens: Option<TokenFile>) -> Self {
         LagwatchContext {
             source,
             last_problem: Mutex::new(None),
             stats: Mutex::new(None),
+            tokens,
         }
     }
 
     /// The kind of the last connectivity or authentication problem librdkafka
     /// reported, if recent.
     pub fn recent_problem(&self) -> Option<ErrorKind> {
+        self.recent_problem_detail().map(|(k, _)| k)
+    }
+
+    /// The last problem's kind and what librdkafka or the token source said,
+    /// if recent.
+    pub fn recent_problem_detail(&self) -> Option<(ErrorKind, String)> {
         let guard = self.last_problem.lock().ok()?;
-        guard.and_then(|(k, at)| (at.elapsed() < RECENT).then_some(k))
+        guard
+            .as_ref()
+            .and_then(|(k, at, d)| (at.elapsed() < RECENT).then(|| (*k, d.clone())))
     }
 
     /// Forgets the last problem (after a successful poll).
@@ -68,9 +80,9 @@ impl LagwatchContext {
         self.stats.lock().ok()?.clone()
     }
 
-    fn note(&self, kind: ErrorKind) {
+    fn note(&self, kind: ErrorKind, detail: &str) {
         if let Ok(mut g) = self.last_problem.lock() {
-            *g = Some((kind, Instant::now()));
+            *g = Some((kind, Instant::now(), detail.to_string()));
         }
     }
 }
@@ -95,6 +107,42 @@ pub fn connectivity_kind(code: RDKafkaErrorCode) -> Option<ErrorKind> {
 }
 
 impl ClientContext for LagwatchContext {
+    /// librdkafka asks for a token only when `sasl.mechanism` is OAUTHBEARER
+    /// and it does not fetch tokens itself (OIDC, the unsecured JWT).
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        let source = self.source.as_str();
+        let Some(tokens) = &self.tokens else {
+            let e = "sasl.mechanism is OAUTHBEARER but no token source is configured: \
+                 set sasl.oauthbearer.method: oidc with its client properties, or \
+                 kafka.oauthbearer.token_file";
+            self.note(ErrorKind::Auth, e);
+            return Err(e.into());
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        match tokens.token(now_ms) {
+            Ok(t) => {
+                tracing::debug!(source, principal = %t.principal, expires_ms = t.expires_ms, "OAUTHBEARER token read");
+                Ok(OAuthToken {
+                    token: t.value,
+                    principal_name: t.principal,
+                    lifetime_ms: t.expires_ms,
+                })
+            }
+            Err(e) => {
+                self.note(ErrorKind::Auth, &e);
+                tracing::warn!(source, error = %e, "no OAUTHBEARER token");
+                Err(e.into())
+            }
+        }
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
         let source = self.source.as_str();
         let noisy = CONNECTION_FACILITIES.contains(&fac);
@@ -120,11 +168,11 @@ impl ClientContext for LagwatchContext {
         let kind = error.rdkafka_error_code().and_then(connectivity_kind);
         match kind {
             Some(ErrorKind::Connect) => {
-                self.note(ErrorKind::Connect);
+                self.note(ErrorKind::Connect, reason);
                 tracing::debug!(target: "librdkafka", source, error = %error, "{reason}");
             }
             Some(k) => {
-                self.note(k);
+                self.note(k, reason);
                 tracing::warn!(target: "librdkafka", source, error = %error, "{reason}");
             }
             None => tracing::debug!(target: "librdkafka", source, error = %error, "{reason}"),
@@ -159,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_global_transport_error_is_remembered_as_a_connect_problem() {
-        let ctx = LagwatchContext::new(SourceId::new("c"));
+        let ctx = LagwatchContext::new(SourceId::new("c"), None);
         assert_eq!(ctx.recent_problem(), None);
         ctx.error(
             KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),

@@ -8,7 +8,7 @@ use std::time::Instant;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 
-use super::poll::{classify, Poll};
+use super::poll::{failure, Poll};
 use crate::model::{ErrorKind, PollFailure};
 
 /// Topic name -> partition count.
@@ -23,10 +23,12 @@ impl Poll<'_> {
                 KafkaError::MetadataFetch(c) => Some(*c),
                 other => other.rdkafka_error_code(),
             };
-            PollFailure {
-                kind: classify(self.client, code, ErrorKind::Metadata),
-                message: format!("cannot read cluster metadata: {e}"),
-            }
+            failure(
+                self.client,
+                code,
+                ErrorKind::Metadata,
+                format!("cannot read cluster metadata: {e}"),
+            )
         })?;
         self.trace.phase("metadata", started, 1);
         let mut topics = Topics::new();

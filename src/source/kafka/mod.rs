@@ -31,6 +31,7 @@ mod lag;
 mod list_groups;
 mod list_offsets;
 mod metadata;
+mod oauth;
 mod offset_fetch;
 mod poll;
 mod timestamps;
@@ -181,8 +182,10 @@ impl KafkaPoller {
                 "isolation.level",
                 self.config.isolation_level.as_librdkafka(),
             );
-        let made: Result<timestamps::Fetcher, _> =
-            cc.create_with_context(LagwatchContext::new(self.id.clone()));
+        let made: Result<timestamps::Fetcher, _> = cc.create_with_context(LagwatchContext::new(
+            self.id.clone(),
+            self.config.oauthbearer.as_ref().map(oauth::TokenFile::new),
+        ));
         match made {
             Ok(f) => {
                 let f = Arc::new(f);
@@ -249,7 +252,10 @@ impl KafkaPoller {
                 self.config.isolation_level.as_librdkafka(),
             );
         let c: Client = cc
-            .create_with_context(LagwatchContext::new(self.id.clone()))
+            .create_with_context(LagwatchContext::new(
+                self.id.clone(),
+                self.config.oauthbearer.as_ref().map(oauth::TokenFile::new),
+            ))
             .map_err(|e| {
                 self.redact(PollFailure {
                     kind: ErrorKind::Other,

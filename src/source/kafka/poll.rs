@@ -88,8 +88,15 @@ pub(super) fn classify(
     step: ErrorKind,
 ) -> ErrorKind {
     drain(client);
+    let recent = client.context().recent_problem();
     if let Some(k) = code.and_then(connectivity_kind) {
-        return k;
+        // librdkafka drops a connection whose SASL step failed (no token, a
+        // refused login): the transport failure is the symptom, auth the cause.
+        return if k == ErrorKind::Connect && recent == Some(ErrorKind::Auth) {
+            ErrorKind::Auth
+        } else {
+            k
+        };
     }
     let timed_out = matches!(
         code,
@@ -99,7 +106,7 @@ pub(super) fn classify(
                 | RDKafkaErrorCode::TimedOutQueue
         )
     );
-    match client.context().recent_problem() {
+    match recent {
         Some(k) if timed_out || step == ErrorKind::Metadata => k,
         _ if timed_out => ErrorKind::Timeout,
         _ => step,
@@ -107,9 +114,26 @@ pub(super) fn classify(
 }
 
 pub(super) fn fail(client: &Client, step: ErrorKind, what: &str, e: &AdminError) -> PollFailure {
+    failure(client, Some(e.code), step, format!("{what}: {e}"))
+}
+
+/// A failed step, classified; an auth failure says its cause (a SASL error, a
+/// missing token file: what librdkafka or the token source said), not only
+/// the step that timed out.
+pub(super) fn failure(
+    client: &Client,
+    code: Option<RDKafkaErrorCode>,
+    step: ErrorKind,
+    message: String,
+) -> PollFailure {
+    let kind = classify(client, code, step);
+    let cause = match client.context().recent_problem_detail() {
+        Some((ErrorKind::Auth, detail)) if kind == ErrorKind::Auth => format!(" ({detail})"),
+        _ => String::new(),
+    };
     PollFailure {
-        kind: classify(client, Some(e.code), step),
-        message: format!("{what}: {e}"),
+        kind,
+        message: format!("{message}{cause}"),
     }
 }
 
