@@ -750,3 +750,107 @@ fn oauthbearer_tokens_from_a_file_reach_librdkafka_and_a_bad_file_is_an_auth_err
         assert!(err.message.contains(&says), "{what}: {err:?}");
     }
 }
+
+/// AWS MSK IAM end to end in the real daemon: with IRSA's environment it asks
+/// STS (a real HTTP server here) for credentials with the projected token, and
+/// signs a token, so the poll fails only on the silent broker; when STS
+/// refuses, the source is down as `auth` with STS's answer in its error.
+#[test]
+fn msk_iam_takes_credentials_from_sts_with_the_web_identity_and_says_when_sts_refuses() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let sts_for = |status: &'static str| {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).ok();
+                seen.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).to_string());
+                let answer = if status.starts_with("200") {
+                    "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIATEST</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>session</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+                } else {
+                    "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        (url, bodies)
+    };
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "projected-sa-token").unwrap();
+    let config = format!(
+        "http:\n  listen: 127.0.0.1:0\nsources:\n  - name: msk\n    kafka:\n      bootstrap_servers: [\"127.0.0.1:{port}\"]\n      poll_interval: 1s\n      request_timeout: 2s\n      properties:\n        security.protocol: SASL_PLAINTEXT\n        sasl.mechanism: OAUTHBEARER\n      oauthbearer:\n        aws_msk_iam: {{region: eu-west-1}}\n"
+    );
+    let last_error = |d: &Daemon| -> (String, String) {
+        let (_, body) = d.get("/api/v1/sources");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let e = &v["sources"][0]["last_error"];
+        (
+            e["kind"].as_str().unwrap_or("").to_string(),
+            e["message"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    for (status, want_auth) in [("200 OK", false), ("403 Forbidden", true)] {
+        let (sts, bodies) = sts_for(status);
+        let token_file = token.display().to_string();
+        let d = Daemon::start_with_env(
+            &config,
+            &[
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file.as_str()),
+                ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/lagwatch"),
+                ("AWS_ENDPOINT_URL_STS", sts.as_str()),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+            ],
+        );
+        common::wait_until(
+            "a failed poll of the silent broker",
+            Duration::from_secs(30),
+            || !last_error(&d).0.is_empty(),
+        );
+        let body = bodies.lock().unwrap().first().cloned().unwrap_or_default();
+        assert!(
+            body.contains("Action=AssumeRoleWithWebIdentity")
+                && body.contains("WebIdentityToken=projected-sa-token"),
+            "{status}: STS was asked: {body:?}"
+        );
+        let (kind, message) = last_error(&d);
+        if want_auth {
+            assert_eq!(kind, "auth", "{message}");
+            assert!(
+                message.contains("HTTP 403") && message.contains("AccessDenied"),
+                "{message}"
+            );
+        } else {
+            assert_ne!(kind, "auth", "credentials from STS sign a token: {message}");
+        }
+    }
+}

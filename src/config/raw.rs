@@ -244,6 +244,14 @@ pub(crate) struct Kafka {
 pub(crate) struct OAuthBearer {
     pub token_file: Option<String>,
     pub principal: Option<String>,
+    pub aws_msk_iam: Option<AwsMskIam>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AwsMskIam {
+    #[serde(default)]
+    pub region: String,
 }
 
 #[derive(Deserialize)]

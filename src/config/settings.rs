@@ -199,12 +199,17 @@ pub struct KafkaSettings {
 
 /// SASL/OAUTHBEARER tokens lagwatch hands to librdkafka itself.
 #[derive(Clone, Debug, PartialEq)]
-pub struct OAuthBearerSettings {
+pub enum OAuthBearerSettings {
     /// Read again at every refresh (a projected service-account token, a
-    /// sidecar's output): a JWT's `exp` and `sub` give lifetime and principal.
-    pub token_file: std::path::PathBuf,
-    /// The principal when the token is not a JWT with `sub`.
-    pub principal: Option<String>,
+    /// sidecar's output): a JWT's `exp` and `sub` give lifetime and principal;
+    /// `principal` names a token that is not a JWT with `sub`.
+    TokenFile {
+        path: std::path::PathBuf,
+        principal: Option<String>,
+    },
+    /// AWS MSK IAM: tokens signed with SigV4 from the standard credentials
+    /// chain, for the cluster's region.
+    AwsMskIam { region: String },
 }
 
 impl KafkaSettings {

@@ -678,9 +678,30 @@ fn an_oauthbearer_token_file_needs_the_mechanism_and_excludes_librdkafkas_own_to
     ))
     .unwrap();
     assert_eq!(
-        kafka(&s).oauthbearer.as_ref().unwrap().token_file,
-        std::path::PathBuf::from("/var/run/token")
+        kafka(&s).oauthbearer,
+        Some(OAuthBearerSettings::TokenFile {
+            path: "/var/run/token".into(),
+            principal: None
+        })
     );
+    let iam = "sources:\n  - name: a\n    kafka:\n      bootstrap_servers: [\"b:9098\"]\n      properties: {sasl.mechanism: OAUTHBEARER, security.protocol: SASL_SSL}\n      oauthbearer: {aws_msk_iam: {region: eu-west-1}}\n";
+    assert_eq!(
+        kafka(&parse(iam).unwrap()).oauthbearer,
+        Some(OAuthBearerSettings::AwsMskIam {
+            region: "eu-west-1".into()
+        })
+    );
+    let p = problems(&iam.replace("eu-west-1", "Ireland"));
+    assert!(
+        p.iter()
+            .any(|m| m.contains("aws_msk_iam.region: `Ireland` is not an AWS region")),
+        "{p:?}"
+    );
+    let p = problems(&iam.replace(
+        "{aws_msk_iam: {region: eu-west-1}}",
+        "{aws_msk_iam: {region: eu-west-1}, token_file: /t}",
+    ));
+    assert!(p.iter().any(|m| m.contains("not both")), "{p:?}");
     let p = problems(&kafka_with("security.protocol: SASL_SSL"));
     assert!(
         p.iter().any(|m| m.contains(

@@ -286,22 +286,49 @@ fn kafka(k: &raw::Kafka, at: &At, p: &mut Problems) -> Option<KafkaSettings> {
     })
 }
 
-/// `kafka.oauthbearer`: a token file, for a client whose SASL mechanism is
-/// OAUTHBEARER and whose tokens librdkafka does not fetch itself.
+/// `kafka.oauthbearer`: a token file or AWS MSK IAM, for a client whose SASL
+/// mechanism is OAUTHBEARER and whose tokens librdkafka does not fetch itself.
 fn oauthbearer(
     o: &raw::OAuthBearer,
     properties: &std::collections::BTreeMap<String, String>,
     at: &At,
     p: &mut Problems,
 ) -> Option<OAuthBearerSettings> {
-    let Some(file) = o.token_file.as_deref() else {
-        p.push(at, "set `token_file` (the only token source so far)");
-        return None;
+    let source = match (o.token_file.as_deref(), &o.aws_msk_iam) {
+        (Some(_), Some(_)) => {
+            p.push(at, "set one of `token_file` or `aws_msk_iam`, not both");
+            return None;
+        }
+        (None, None) => {
+            p.push(at, "set `token_file` or `aws_msk_iam`");
+            return None;
+        }
+        (Some(""), None) => {
+            p.push(&at.key("token_file"), "must not be empty");
+            return None;
+        }
+        (Some(file), None) => OAuthBearerSettings::TokenFile {
+            path: file.into(),
+            principal: o.principal.clone(),
+        },
+        (None, Some(iam)) => {
+            let region = iam.region.trim();
+            let valid = !region.is_empty()
+                && region
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                p.push(
+                    &at.key("aws_msk_iam").key("region"),
+                    format!("`{region}` is not an AWS region (e.g. eu-west-1)"),
+                );
+                return None;
+            }
+            OAuthBearerSettings::AwsMskIam {
+                region: region.to_string(),
+            }
+        }
     };
-    if file.is_empty() {
-        p.push(&at.key("token_file"), "must not be empty");
-        return None;
-    }
     let mechanism = properties.get("sasl.mechanism").map(String::as_str);
     if !mechanism.is_some_and(|m| m.eq_ignore_ascii_case("OAUTHBEARER")) {
         p.push(
@@ -323,10 +350,7 @@ fn oauthbearer(
         );
         return None;
     }
-    Some(OAuthBearerSettings {
-        token_file: file.into(),
-        principal: o.principal.clone(),
-    })
+    Some(source)
 }
 
 fn jetstream(j: &raw::Jetstream, at: &At, p: &mut Problems) -> Option<JetstreamSettings> {

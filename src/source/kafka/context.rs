@@ -11,7 +11,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::oauth::TokenFile;
+use super::oauth::TokenSource;
 use crate::model::{ErrorKind, SourceId};
 
 /// A global error older than this no longer explains a failing poll.
@@ -40,11 +40,11 @@ pub struct LagwatchContext {
     last_problem: Mutex<Option<(ErrorKind, Instant, String)>>,
     stats: Mutex<Option<String>>,
     /// SASL/OAUTHBEARER tokens lagwatch provides (`kafka.oauthbearer`).
-    tokens: Option<TokenFile>,
+    tokens: Option<TokenSource>,
 }
 
 impl LagwatchContext {
-    pub fn new(source: SourceId, tokens: Option<TokenFile>) -> Self {
+    pub fn new(source: SourceId, tokens: Option<TokenSource>) -> Self {
         LagwatchContext {
             source,
             last_problem: Mutex::new(None),
@@ -119,7 +119,7 @@ impl ClientContext for LagwatchContext {
         let Some(tokens) = &self.tokens else {
             let e = "sasl.mechanism is OAUTHBEARER but no token source is configured: \
                  set sasl.oauthbearer.method: oidc with its client properties, or \
-                 kafka.oauthbearer.token_file";
+                 kafka.oauthbearer (token_file or aws_msk_iam)";
             self.note(ErrorKind::Auth, e);
             return Err(e.into());
         };

@@ -31,6 +31,7 @@ mod lag;
 mod list_groups;
 mod list_offsets;
 mod metadata;
+mod msk_iam;
 mod oauth;
 mod offset_fetch;
 mod poll;
@@ -49,7 +50,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use self::context::LagwatchContext;
 use self::poll::Plan;
 use super::Poller;
-use crate::config::{secret, IsolationLevel, KafkaSettings, Shard, Timing};
+use crate::config::{secret, IsolationLevel, KafkaSettings, OAuthBearerSettings, Shard, Timing};
 use tokio::sync::watch;
 
 use crate::model::{ErrorKind, ExactRequests, PollData, PollFailure, RetentionLimits, SourceId};
@@ -86,6 +87,8 @@ pub struct KafkaPoller {
     timestamps: Arc<Mutex<timestamps::Cache>>,
     /// Held by the blocking part of a poll while it runs.
     running: Arc<tokio::sync::Mutex<()>>,
+    /// AWS MSK IAM's credential cache and refresher, started on the first poll.
+    msk_iam: Option<Arc<msk_iam::MskIam>>,
 }
 
 impl std::fmt::Debug for KafkaPoller {
@@ -144,6 +147,7 @@ impl KafkaPoller {
             fetcher: None,
             timestamps: Arc::default(),
             running: Arc::default(),
+            msk_iam: None,
         }
     }
 
@@ -182,10 +186,8 @@ impl KafkaPoller {
                 "isolation.level",
                 self.config.isolation_level.as_librdkafka(),
             );
-        let made: Result<timestamps::Fetcher, _> = cc.create_with_context(LagwatchContext::new(
-            self.id.clone(),
-            self.config.oauthbearer.as_ref().map(oauth::TokenFile::new),
-        ));
+        let made: Result<timestamps::Fetcher, _> =
+            cc.create_with_context(LagwatchContext::new(self.id.clone(), self.tokens()));
         match made {
             Ok(f) => {
                 let f = Arc::new(f);
@@ -225,6 +227,27 @@ impl KafkaPoller {
         f
     }
 
+    /// The token source of this cluster's clients, if lagwatch provides one.
+    fn tokens(&self) -> Option<oauth::TokenSource> {
+        let s = self.config.oauthbearer.as_ref()?;
+        oauth::TokenSource::new(s, self.msk_iam.as_ref())
+    }
+
+    /// With AWS MSK IAM: starts fetching credentials (once) and waits up to a
+    /// request timeout for the first answer, so the first token is signed
+    /// rather than refused.
+    async fn start_msk_iam(&mut self) {
+        let Some(OAuthBearerSettings::AwsMskIam { region }) = &self.config.oauthbearer else {
+            return;
+        };
+        let timeout = self.timing.request_timeout;
+        let iam = self.msk_iam.get_or_insert_with(|| {
+            let env: msk_iam::Env = Arc::new(|k| std::env::var(k).ok());
+            msk_iam::MskIam::start(msk_iam::Chain::new(env, region, timeout))
+        });
+        iam.clone().ready(timeout).await;
+    }
+
     fn client(&mut self) -> Result<Arc<Client>, PollFailure> {
         if let Some(c) = &self.client {
             return Ok(c.clone());
@@ -252,10 +275,7 @@ impl KafkaPoller {
                 self.config.isolation_level.as_librdkafka(),
             );
         let c: Client = cc
-            .create_with_context(LagwatchContext::new(
-                self.id.clone(),
-                self.config.oauthbearer.as_ref().map(oauth::TokenFile::new),
-            ))
+            .create_with_context(LagwatchContext::new(self.id.clone(), self.tokens()))
             .map_err(|e| {
                 self.redact(PollFailure {
                     kind: ErrorKind::Other,
@@ -325,6 +345,7 @@ impl KafkaPoller {
 
 impl Poller for KafkaPoller {
     async fn poll(&mut self) -> Result<PollData, PollFailure> {
+        self.start_msk_iam().await;
         let client = self.client()?;
         let mut plan = self.plan();
         if !plan.exact.is_empty() {

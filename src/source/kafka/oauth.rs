@@ -5,9 +5,11 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::Engine as _;
 
+use super::msk_iam::MskIam;
 use crate::config::OAuthBearerSettings;
 
 /// A token larger than this is not a token.
@@ -32,14 +34,37 @@ pub struct TokenFile {
     principal: Option<String>,
 }
 
-impl TokenFile {
-    pub fn new(s: &OAuthBearerSettings) -> Self {
-        TokenFile {
-            path: s.token_file.clone(),
-            principal: s.principal.clone(),
+/// Every token source lagwatch has: a file, or AWS MSK IAM signing.
+#[derive(Clone, Debug)]
+pub enum TokenSource {
+    File(TokenFile),
+    MskIam(Arc<MskIam>),
+}
+
+impl TokenSource {
+    /// The source `s` configures; MSK IAM's credential cache is `iam`.
+    pub fn new(s: &OAuthBearerSettings, iam: Option<&Arc<MskIam>>) -> Option<Self> {
+        match s {
+            OAuthBearerSettings::TokenFile { path, principal } => {
+                Some(TokenSource::File(TokenFile {
+                    path: path.clone(),
+                    principal: principal.clone(),
+                }))
+            }
+            OAuthBearerSettings::AwsMskIam { .. } => iam.cloned().map(TokenSource::MskIam),
         }
     }
 
+    /// A token valid at `now_ms`, or why there is none.
+    pub fn token(&self, now_ms: i64) -> Result<Token, String> {
+        match self {
+            TokenSource::File(f) => f.token(now_ms),
+            TokenSource::MskIam(m) => m.token(now_ms),
+        }
+    }
+}
+
+impl TokenFile {
     /// The file's token as of `now_ms`: its JWT `exp` and `sub` when it is a
     /// JWT; an expired JWT is refused, so a stale file is an error, not a
     /// failed login later.
@@ -130,11 +155,12 @@ mod tests {
         )
     }
 
-    fn source(dir: &tempfile::TempDir, principal: Option<&str>) -> TokenFile {
-        TokenFile::new(&OAuthBearerSettings {
-            token_file: dir.path().join("token"),
+    fn source(dir: &tempfile::TempDir, principal: Option<&str>) -> TokenSource {
+        let s = OAuthBearerSettings::TokenFile {
+            path: dir.path().join("token"),
             principal: principal.map(str::to_string),
-        })
+        };
+        TokenSource::new(&s, None).unwrap()
     }
 
     #[test]
