@@ -266,6 +266,7 @@ fn main() {
     let plan = Plan {
         sources: plan_sources,
         kafka_lag_exporter: false,
+        kafka_lag_exporter_member_labels: false,
     };
     let recommend = recommend::Resolver::uniform(recommend::Resolved {
         capacity_per_replica: Some(200.0),

@@ -910,4 +910,72 @@ mod tests {
             Some(Status::Ok)
         );
     }
+
+    /// kafka-lag-exporter's per-partition series name the owning member
+    /// (from DescribeGroups' assignments) when asked, as its dashboards show
+    /// them; tansu answers without assignments, so this is tested here.
+    #[test]
+    fn compat_series_carry_the_owning_member_when_asked() {
+        let render = |member_labels: bool| -> String {
+            let ids = vec![(SourceId::new(S), System::Kafka)];
+            let (mut engine, snapshots) = Engine::new(EngineConfig {
+                analysis: Settings::default(),
+                ring: 23,
+                plan: export::Plan {
+                    kafka_lag_exporter: true,
+                    kafka_lag_exporter_member_labels: member_labels,
+                    ..export::Plan::default()
+                },
+                recommend: recommend::Resolver::uniform(recommend::Resolved::default()),
+                alerts: None,
+                metrics: SelfMetrics::new(&ids, &[]).unwrap_or_else(|e| panic!("{e}")),
+                gone_after: [(SourceId::new(S), std::time::Duration::from_secs(90))].into(),
+                health: None,
+                state: None,
+                sources: ids,
+            });
+            let member =
+                |id: &str, client: &str, host: &str, p: i32| crate::model::MemberAssignment {
+                    member_id: id.into(),
+                    client_id: client.into(),
+                    host: host.into(),
+                    group_instance_id: None,
+                    partitions: vec![(Arc::from("orders"), p)],
+                };
+            let mut info = GroupInfo::new(key("billing", 0).group, Some("Stable".into()), Some(2));
+            info.assignments = Some(vec![
+                member("m-1", "billing-1", "/10.0.0.7", 0),
+                member("m-2", "billing-2", "/10.0.0.8", 1),
+            ]);
+            engine.apply(PollBatch {
+                source: SourceId::new(S),
+                system: System::Kafka,
+                at: Millis(1_800_000_000_000),
+                duration: std::time::Duration::ZERO,
+                result: Ok(PollData {
+                    samples: vec![
+                        sample("billing", 0, 5),
+                        sample("billing", 1, 7),
+                        sample("billing", 2, 0),
+                    ],
+                    groups: vec![info],
+                    ..PollData::default()
+                }),
+            });
+            engine.publish(Millis(1_800_000_000_000));
+            let text = String::from_utf8_lossy(&snapshots.borrow().metrics_text).to_string();
+            text.lines()
+                .filter(|l| l.starts_with("kafka_consumergroup_group_lag{"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let with = render(true);
+        assert!(with.contains(r#"kafka_consumergroup_group_lag{cluster_name="k",group="billing",topic="orders",partition="0",member_host="/10.0.0.7",consumer_id="m-1",client_id="billing-1"} 5"#), "{with}");
+        assert!(with.contains(r#"partition="1",member_host="/10.0.0.8",consumer_id="m-2",client_id="billing-2"} 7"#), "{with}");
+        // Partition 2 is owned by nobody: no member labels.
+        assert!(with.contains(r#"kafka_consumergroup_group_lag{cluster_name="k",group="billing",topic="orders",partition="2"} 0"#), "{with}");
+        let without = render(false);
+        assert!(!without.contains("consumer_id"), "{without}");
+        assert_eq!(without.lines().count(), 3, "{without}");
+    }
 }

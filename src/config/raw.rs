@@ -190,6 +190,8 @@ pub(crate) struct Metrics {
     pub max_series_per_source: Option<usize>,
     #[serde(default)]
     pub kafka_lag_exporter_compat: bool,
+    #[serde(default)]
+    pub kafka_lag_exporter_member_labels: bool,
 }
 
 /// One monitored cluster or connection. Exactly one of `kafka` / `jetstream`.

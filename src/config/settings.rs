@@ -25,6 +25,9 @@ pub struct Settings {
     pub shard: Shard,
     /// Also export kafka-lag-exporter's metric names and labels.
     pub kafka_lag_exporter_compat: bool,
+    /// In those, the member owning each partition (`member_host`,
+    /// `consumer_id`, `client_id`), as kafka-lag-exporter writes them.
+    pub kafka_lag_exporter_member_labels: bool,
     pub analysis: crate::analysis::Settings,
     pub recommend: crate::recommend::Resolver,
     pub alerts: crate::alert::AlertSettings,

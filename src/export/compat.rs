@@ -1,14 +1,14 @@
 //! kafka-lag-exporter's metric names and labels, for dashboards and alerts
 //! written against it (it was archived in 2024). Kafka sources only.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::Writer;
-use crate::model::System;
+use crate::model::{MemberAssignment, System};
 use crate::snapshot::SourceView;
 
-pub(super) fn render(w: &mut Writer, sources: &[SourceView]) {
-    per_partition(w, sources);
+pub(super) fn render(w: &mut Writer, sources: &[SourceView], members: bool) {
+    per_partition(w, sources, members);
     per_group(w, sources);
     per_topic(w, sources);
     offsets(w, sources);
@@ -23,7 +23,26 @@ fn kafka(sources: &[SourceView]) -> impl Iterator<Item = (usize, &SourceView)> {
         .filter(|(_, s)| s.system == System::Kafka)
 }
 
-fn per_partition(w: &mut Writer, sources: &[SourceView]) {
+/// Per source: (group, topic, partition) -> the member that owns it, from
+/// DescribeGroups.
+type Owners<'a> = HashMap<(&'a str, &'a str, i32), &'a MemberAssignment>;
+
+fn owners(src: &SourceView) -> Owners<'_> {
+    let mut out = HashMap::new();
+    for g in src.groups.iter() {
+        let Some(members) = g.info.as_ref().and_then(|i| i.assignments.as_ref()) else {
+            continue;
+        };
+        for m in members {
+            for (topic, partition) in &m.partitions {
+                out.insert((&*g.key.group, &**topic, *partition), m);
+            }
+        }
+    }
+    out
+}
+
+fn per_partition(w: &mut Writer, sources: &[SourceView], members: bool) {
     let per_partition: [(&str, &str, super::PartitionValue); 3] = [
         ("kafka_consumergroup_group_offset", "kafka-lag-exporter compatible: the group's last consumed (committed) offset of the partition.", |p| p.sample.committed.map(|c| c as f64)),
         ("kafka_consumergroup_group_lag", "kafka-lag-exporter compatible: latest offset minus committed offset of the partition.", |p| Some(p.sample.lag as f64)),
@@ -32,17 +51,21 @@ fn per_partition(w: &mut Writer, sources: &[SourceView]) {
     for (name, help, value) in per_partition {
         w.family(name, help, "gauge");
         for (i, src) in kafka(sources) {
+            let owners = if members { owners(src) } else { HashMap::new() };
             for p in src.partitions.iter() {
                 if let Some(v) = value(p) {
-                    let part = p.sample.key.partition.unwrap_or(-1).to_string();
+                    let n = p.sample.key.partition.unwrap_or(-1);
+                    let part = n.to_string();
+                    let (group, topic) = (&*p.sample.key.group.group, &*p.sample.key.topic);
+                    let owner = owners.get(&(group, topic, n));
                     let labels = [
                         ("cluster_name", src.id.as_str()),
-                        ("group", &*p.sample.key.group.group),
-                        ("topic", &*p.sample.key.topic),
+                        ("group", group),
+                        ("topic", topic),
                         ("partition", part.as_str()),
-                        ("member_host", ""),
-                        ("consumer_id", ""),
-                        ("client_id", ""),
+                        ("member_host", owner.map_or("", |m| m.host.as_str())),
+                        ("consumer_id", owner.map_or("", |m| m.member_id.as_str())),
+                        ("client_id", owner.map_or("", |m| m.client_id.as_str())),
                     ];
                     w.series(i, name, &labels, v);
                 }

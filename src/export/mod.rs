@@ -24,6 +24,8 @@ pub struct Plan {
     /// Per source, in the engine's source order.
     pub sources: BTreeMap<SourceId, SourcePlan>,
     pub kafka_lag_exporter: bool,
+    /// The compatibility series carry the owning member's labels.
+    pub kafka_lag_exporter_member_labels: bool,
 }
 
 impl Plan {
@@ -45,6 +47,7 @@ impl Plan {
                 })
                 .collect(),
             kafka_lag_exporter: settings.kafka_lag_exporter_compat,
+            kafka_lag_exporter_member_labels: settings.kafka_lag_exporter_member_labels,
         }
     }
 }
@@ -102,7 +105,7 @@ pub fn render(
     render_partitions(&mut w, sources, &granularity);
     render_jetstream(&mut w, sources);
     if plan.kafka_lag_exporter {
-        compat::render(&mut w, sources);
+        compat::render(&mut w, sources, plan.kafka_lag_exporter_member_labels);
     }
 
     let mut out = String::with_capacity(w.out.len() + 16 * 1024);

@@ -64,6 +64,7 @@ pub(crate) fn settings(raw: &Config, hostname: Option<&str>, p: &mut Problems) -
         shutdown_timeout: shutdown_timeout?,
         shard: shard?,
         kafka_lag_exporter_compat: raw.metrics.kafka_lag_exporter_compat,
+        kafka_lag_exporter_member_labels: raw.metrics.kafka_lag_exporter_member_labels,
         analysis: analysis?,
         recommend: recommend?,
         alerts: alerts?,
