@@ -329,7 +329,11 @@ fn oauthbearer(
             }
         }
     };
-    let mechanism = properties.get("sasl.mechanism").map(String::as_str);
+    // librdkafka takes the singular and the plural (its canonical) name.
+    let mechanism = properties
+        .get("sasl.mechanism")
+        .or_else(|| properties.get("sasl.mechanisms"))
+        .map(String::as_str);
     if !mechanism.is_some_and(|m| m.eq_ignore_ascii_case("OAUTHBEARER")) {
         p.push(
             at,
@@ -342,7 +346,7 @@ fn oauthbearer(
         .is_some_and(|m| m.eq_ignore_ascii_case("oidc"))
         || properties
             .get("enable.sasl.oauthbearer.unsecure.jwt")
-            .is_some_and(|v| v == "true");
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
     if librdkafkas_own {
         p.push(
             at,

@@ -41,6 +41,10 @@ pub struct LagwatchContext {
     stats: Mutex<Option<String>>,
     /// SASL/OAUTHBEARER tokens lagwatch provides (`kafka.oauthbearer`).
     tokens: Option<TokenSource>,
+    /// The last failure to log in (no token, a refused SASL login), with what
+    /// was said; cleared by a token handed over. Unlike TLS errors, which also
+    /// count as auth, it explains a dropped connection.
+    login_problem: Mutex<Option<(Instant, String)>>,
 }
 
 impl LagwatchContext {
@@ -50,6 +54,21 @@ impl LagwatchContext {
             last_problem: Mutex::new(None),
             stats: Mutex::new(None),
             tokens,
+            login_problem: Mutex::new(None),
+        }
+    }
+
+    /// A recent failure to log in (no token, SASL refused), if any.
+    pub fn recent_login_problem(&self) -> Option<String> {
+        let guard = self.login_problem.lock().ok()?;
+        guard
+            .as_ref()
+            .and_then(|(at, d)| (at.elapsed() < RECENT).then(|| d.clone()))
+    }
+
+    fn note_login(&self, detail: Option<&str>) {
+        if let Ok(mut g) = self.login_problem.lock() {
+            *g = detail.map(|d| (Instant::now(), d.to_string()));
         }
     }
 
@@ -108,7 +127,7 @@ pub fn connectivity_kind(code: RDKafkaErrorCode) -> Option<ErrorKind> {
 
 impl ClientContext for LagwatchContext {
     /// librdkafka asks for a token only when `sasl.mechanism` is OAUTHBEARER
-    /// and it does not fetch tokens itself (OIDC, the unsecured JWT).
+    /// and it does not fetch tokens itself (OIDC; the unsecured JWT's first one).
     const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
 
     fn generate_oauth_token(
@@ -117,17 +136,20 @@ impl ClientContext for LagwatchContext {
     ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
         let source = self.source.as_str();
         let Some(tokens) = &self.tokens else {
-            let e = "sasl.mechanism is OAUTHBEARER but no token source is configured: \
-                 set sasl.oauthbearer.method: oidc with its client properties, or \
-                 kafka.oauthbearer (token_file or aws_msk_iam)";
-            self.note(ErrorKind::Auth, e);
-            return Err(e.into());
+            // librdkafka's unsecured JWT (tests) asks here for its refreshes;
+            // nothing to hand over, and not a login failure of the cluster.
+            return Err(
+                "no token source configured: set sasl.oauthbearer.method: oidc with its \
+                 client properties, or kafka.oauthbearer (token_file or aws_msk_iam)"
+                    .into(),
+            );
         };
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         match tokens.token(now_ms) {
             Ok(t) => {
+                self.note_login(None);
                 tracing::debug!(source, principal = %t.principal, expires_ms = t.expires_ms, "OAUTHBEARER token read");
                 Ok(OAuthToken {
                     token: t.value,
@@ -137,6 +159,7 @@ impl ClientContext for LagwatchContext {
             }
             Err(e) => {
                 self.note(ErrorKind::Auth, &e);
+                self.note_login(Some(&e));
                 tracing::warn!(source, error = %e, "no OAUTHBEARER token");
                 Err(e.into())
             }
@@ -173,6 +196,15 @@ impl ClientContext for LagwatchContext {
             }
             Some(k) => {
                 self.note(k, reason);
+                if matches!(
+                    error.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::Authentication
+                            | RDKafkaErrorCode::SaslAuthenticationFailed
+                    )
+                ) {
+                    self.note_login(Some(reason));
+                }
                 tracing::warn!(target: "librdkafka", source, error = %error, "{reason}");
             }
             None => tracing::debug!(target: "librdkafka", source, error = %error, "{reason}"),

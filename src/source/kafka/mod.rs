@@ -191,6 +191,7 @@ impl KafkaPoller {
         match made {
             Ok(f) => {
                 let f = Arc::new(f);
+                self.serve_token_refreshes(&f);
                 self.fetcher = Some(f.clone());
                 Some(f)
             }
@@ -283,8 +284,39 @@ impl KafkaPoller {
                 })
             })?;
         let c = Arc::new(c);
+        self.serve_token_refreshes(&c);
         self.client = Some(c.clone());
         Ok(c)
+    }
+
+    /// librdkafka asks for a new OAUTHBEARER token (at 80 % of its lifetime,
+    /// or 10 s after a failure) through the client's event queue, which polls
+    /// serve; with a poll interval longer than that, tokens would expire
+    /// between polls. While lagwatch provides the tokens, the queue is also
+    /// served every 5 s, never during a poll (which serves it itself).
+    fn serve_token_refreshes(&self, client: &Arc<Client>) {
+        if self.config.oauthbearer.is_none() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(client);
+        let running = self.running.clone();
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let Some(client) = weak.upgrade() else { return };
+                let Ok(guard) = running.clone().try_lock_owned() else {
+                    continue;
+                };
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _guard = guard;
+                    drain(&client);
+                })
+                .await;
+            }
+        });
     }
 
     fn plan(&self) -> Plan {

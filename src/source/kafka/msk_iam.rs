@@ -241,7 +241,7 @@ impl Chain {
     }
 
     async fn web_identity(&self, file: &str, role: &str) -> Result<Credentials, String> {
-        let identity = std::fs::read_to_string(file).map_err(|e| format!("{file}: {e}"))?;
+        let identity = read_small(file)?;
         let endpoint = self
             .var("AWS_ENDPOINT_URL_STS")
             .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com", self.region));
@@ -296,12 +296,7 @@ impl Chain {
         };
         let mut request = self.http.get(&url);
         let auth = match self.var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
-            Some(f) => Some(
-                std::fs::read_to_string(&f)
-                    .map_err(|e| format!("{f}: {e}"))?
-                    .trim()
-                    .to_string(),
-            ),
+            Some(f) => Some(read_small(&f)?.trim().to_string()),
             None => self.var("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
         };
         if let Some(a) = auth {
@@ -364,6 +359,22 @@ impl Chain {
         }
         Ok(text)
     }
+}
+
+/// A token file: at most 64 KiB (a projected token is a few KiB).
+fn read_small(path: &str) -> Result<String, String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(MAX_ANSWER_BYTES as u64 + 1)
+                .read_to_string(&mut text)
+        })
+        .map_err(|e| format!("{path}: {e}"))?;
+    if text.len() > MAX_ANSWER_BYTES {
+        return Err(format!("{path} is larger than {MAX_ANSWER_BYTES} bytes"));
+    }
+    Ok(text)
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {

@@ -15,6 +15,9 @@ use crate::config::OAuthBearerSettings;
 /// A token larger than this is not a token.
 const MAX_TOKEN_BYTES: u64 = 64 * 1024;
 
+/// The longest lifetime handed to librdkafka; the file is read again then.
+const MAX_LIFETIME_MS: i64 = 24 * 3600 * 1000;
+
 /// How long a token without `exp` (not a JWT) is used before the file is read
 /// again.
 const OPAQUE_LIFETIME_MS: i64 = 5 * 60 * 1000;
@@ -102,7 +105,9 @@ impl TokenFile {
             .and_then(serde_json::Value::as_f64);
         let expires_ms = match exp {
             Some(exp) => {
-                let ms = (exp * 1000.0) as i64;
+                // At most a day ahead: librdkafka multiplies the lifetime again
+                // and would overflow on a far-future `exp`.
+                let ms = ((exp * 1000.0) as i64).min(now_ms.saturating_add(MAX_LIFETIME_MS));
                 if ms <= now_ms {
                     return Err(format!(
                         "the token in {shown} expired {}s ago (exp {exp}); is whatever writes it running?",

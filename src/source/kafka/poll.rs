@@ -92,7 +92,10 @@ pub(super) fn classify(
     if let Some(k) = code.and_then(connectivity_kind) {
         // librdkafka drops a connection whose SASL step failed (no token, a
         // refused login): the transport failure is the symptom, auth the cause.
-        return if k == ErrorKind::Connect && recent == Some(ErrorKind::Auth) {
+        // Only a login failure counts, not a TLS error: a TLS cluster behind a
+        // load balancer resets handshakes while its brokers are down.
+        let login = client.context().recent_login_problem().is_some();
+        return if k == ErrorKind::Connect && login {
             ErrorKind::Auth
         } else {
             k
