@@ -176,10 +176,10 @@ struct Change {
 /// Whether a group in `state` may be in the middle of a rebalance: any state
 /// but the settled ones (the classic protocol's PreparingRebalance and
 /// CompletingRebalance, KIP-848's Assigning and Reconciling, and the Unknown
-/// that tansu answers while members join).
+/// that tansu answers while members join; JetStream's states are settled).
 fn in_rebalance(state: Option<&str>) -> bool {
     state.is_some_and(|s| {
-        !["Stable", "Empty", "Dead"]
+        !["Stable", "Empty", "Dead", "active", "missing", "offline"]
             .iter()
             .any(|r| r.eq_ignore_ascii_case(s))
     })
@@ -206,6 +206,8 @@ pub struct DiagnosisState {
     /// (`per_member` says which; it restarts when that changes).
     consume: Baseline,
     per_member: bool,
+    /// The last member count the broker gave.
+    last_members: Option<u32>,
     /// Membership or state changes within `baseline_min`.
     changes: VecDeque<Change>,
     last_membership: Option<Membership>,
@@ -220,9 +222,26 @@ struct Baselines {
     /// Per member when `per_member`, else the group's.
     consume: Option<f64>,
     per_member: bool,
+    /// The last member count the broker gave, for a poll that has none.
+    last_members: Option<u32>,
 }
 
 impl DiagnosisState {
+    /// Forgets changes older than `baseline_min` and follows STOP/STALL.
+    fn trim_and_track_status(&mut self, i: &Inputs, at: Millis, s: &DiagnosisSettings) {
+        let horizon = at.0 - i64::try_from(s.baseline_min.as_millis()).unwrap_or(i64::MAX);
+        while self.changes.front().is_some_and(|c| c.at.0 < horizon) {
+            self.changes.pop_front();
+        }
+        self.stuck_since = match (i.status, self.stuck_since) {
+            (Some(st @ (Status::Stop | Status::Stall)), Some((prev, since))) if prev == st => {
+                Some((st, since))
+            }
+            (Some(st @ (Status::Stop | Status::Stall)), _) => Some((st, at)),
+            _ => None,
+        };
+    }
+
     /// Folds this poll in: the baselines move toward this poll's rates with
     /// time constant `baseline_window`; a membership or state change is noted.
     fn observe(&mut self, i: &Inputs, at: Millis, s: &DiagnosisSettings) {
@@ -230,13 +249,34 @@ impl DiagnosisState {
             self.produce.observe(rate, at, s.baseline_window);
         }
         if let Some(rate) = i.consume_rate {
-            let per_member = i.members.is_some_and(|m| m > 0);
+            // A poll without a member count (DescribeGroups failed or skipped)
+            // keeps the mode it had: only a count seen to change mode restarts
+            // the baseline.
+            let per_member = i.members.map_or(self.per_member, |m| m > 0);
             if per_member != self.per_member {
                 self.consume = Baseline::default();
                 self.per_member = per_member;
             }
-            let per = rate / f64::from(i.members.filter(|_| per_member).unwrap_or(1));
+            let members = match (per_member, i.members) {
+                (true, Some(m)) => Some(m),
+                (true, None) => self.last_members,
+                (false, _) => None,
+            };
+            let per = rate / f64::from(members.filter(|&m| m > 0).unwrap_or(1));
+            if per_member && members.is_none() {
+                // Members unknown and never known: nothing to divide by.
+                self.consume = Baseline::default();
+            }
             self.consume.observe(per, at, s.baseline_window);
+        }
+        if i.members.is_some() {
+            self.last_members = i.members;
+        }
+        // Without members (DescribeGroups failed or was skipped this poll) the
+        // group did not change as far as anyone knows: nothing to compare.
+        if i.members.is_none() && i.member_ids.is_none() {
+            self.trim_and_track_status(i, at, s);
+            return;
         }
         let now = Membership {
             members: i.members,
@@ -276,17 +316,7 @@ impl DiagnosisState {
             }
         }
         self.last_membership = Some(now);
-        let horizon = at.0 - i64::try_from(s.baseline_min.as_millis()).unwrap_or(i64::MAX);
-        while self.changes.front().is_some_and(|c| c.at.0 < horizon) {
-            self.changes.pop_front();
-        }
-        self.stuck_since = match (i.status, self.stuck_since) {
-            (Some(st @ (Status::Stop | Status::Stall)), Some((prev, since))) if prev == st => {
-                Some((st, since))
-            }
-            (Some(st @ (Status::Stop | Status::Stall)), _) => Some((st, at)),
-            _ => None,
-        };
+        self.trim_and_track_status(i, at, s);
     }
 
     /// The baselines, each once the group has been watched long enough.
@@ -295,6 +325,7 @@ impl DiagnosisState {
             produce: self.produce.trusted(at, s.baseline_min),
             consume: self.consume.trusted(at, s.baseline_min),
             per_member: self.per_member,
+            last_members: self.last_members,
         }
     }
 }
@@ -406,7 +437,10 @@ fn consumer_slowdown(i: &Inputs, baseline: Baselines, s: &DiagnosisSettings) -> 
         return None;
     }
     // Per member when the count is known (and the baseline is per member).
-    let members = i.members.filter(|&m| m > 0 && baseline.per_member);
+    let members = i
+        .members
+        .or(baseline.last_members)
+        .filter(|&m| m > 0 && baseline.per_member);
     let per = consume / f64::from(members.unwrap_or(1));
     let learned = i.capacity_per_member.filter(|_| members.is_some());
     let reference = match (learned, baseline.consume) {
@@ -811,5 +845,31 @@ mod tests {
             &s,
         );
         assert!(!causes(&got).contains(&Cause::Rebalancing), "{got:?}");
+    }
+
+    #[test]
+    fn a_poll_without_members_is_no_change_and_keeps_the_per_member_baseline() {
+        let s = settings();
+        let mut st = DiagnosisState::default();
+        let with = |members: Option<u32>, ids: Option<Vec<u64>>| Inputs {
+            members,
+            member_ids: ids,
+            state: Some("Stable".into()),
+            ..base()
+        };
+        // DescribeGroups fails every other poll: no members, no ids, Stable
+        // from ListGroups. Nothing changed as far as anyone knows.
+        for t in 0..8 {
+            let i = if t % 2 == 0 {
+                with(Some(2), Some(vec![11, 22]))
+            } else {
+                with(None, None)
+            };
+            let got = diagnose(&i, &mut st, Millis(t * 10_000), &s);
+            assert!(!causes(&got).contains(&Cause::Rebalancing), "{got:?}");
+        }
+        assert!(st.changes.is_empty(), "{:?}", st.changes);
+        assert!(st.per_member);
+        assert_eq!(st.last_members, Some(2));
     }
 }
