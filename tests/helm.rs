@@ -318,6 +318,38 @@ fn the_charts_rules_are_the_shipped_rules_scoped_to_the_release_and_promtool_acc
     run(Command::new(common::require_binary("promtool"))
         .args(["check", "rules"])
         .arg(&file));
+
+    // A selector of one's own with a `$` and a name that looks like a metric:
+    // inserted verbatim, once, and still valid PromQL.
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "prometheusRule:\n  selector: 'job=~\"lagwatch_prod$\",env=\"${x}\"'\n",
+    )
+    .unwrap();
+    let text = run(&mut helm(&["--values", values.to_str().unwrap()]));
+    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &Value| !v.is_null())
+        .collect();
+    let rule = find(&objects, "PrometheusRule").unwrap();
+    for r in rule["spec"]["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
+    {
+        let expr = r["expr"].as_str().unwrap();
+        assert!(!expr.contains("lagwatch_prod{"), "{expr}");
+        assert!(
+            expr.contains(r#"{job=~"lagwatch_prod$",env="${x}""#),
+            "{expr}"
+        );
+    }
+    std::fs::write(&file, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
+    run(Command::new(common::require_binary("promtool"))
+        .args(["check", "rules"])
+        .arg(&file));
 }
 
 /// The chart and the kustomize base are two ways to install one thing: with
