@@ -3,10 +3,11 @@
 //! [`View`] in, a [`Verdict`] out; the table tests below are the spec.
 //!
 //! Never a false OK: a group that could not be read (its source down, its data
-//! stale, no analysis yet) is UNKNOWN, and a time lag that is only bounded is
-//! judged by its lower bound (certainly at least that old).
+//! stale, no analysis yet) is UNKNOWN, and a time lag that is only bounded or
+//! extrapolated is judged by its lower bound (certainly at least that old), as
+//! the shipped alert rules judge it.
 
-use super::view::{Group, View};
+use super::view::{Group, TimeLag, View};
 
 /// Nagios plugin states, in exit-code order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,10 +136,7 @@ fn judge(g: &Group, t: &Thresholds) -> (Level, String) {
         );
     }
     // Certainly at least this far behind.
-    let behind = g
-        .lag_seconds
-        .as_ref()
-        .map(|l| l.seconds.unwrap_or(l.at_least_seconds));
+    let behind = g.lag_seconds.as_ref().map(judged_seconds);
     let over = |limit: Option<f64>| match (behind, limit) {
         (Some(b), Some(m)) => b > m,
         _ => false,
@@ -184,11 +182,26 @@ fn lag(g: &Group) -> String {
     g.lag.map_or("unknown".into(), |l| l.to_string())
 }
 
+/// The time lag a threshold judges, as the shipped alert rules do: the
+/// estimate where it is exact or interpolated (off by at most a poll
+/// interval), else the certain lower bound, so an extrapolation never decides
+/// on its own.
+fn judged_seconds(l: &TimeLag) -> f64 {
+    match l.seconds {
+        Some(s) if trusted(l) => s,
+        _ => l.at_least_seconds,
+    }
+}
+
+fn trusted(l: &TimeLag) -> bool {
+    matches!(l.quality.as_str(), "exact" | "interpolated")
+}
+
 fn behind_text(g: &Group) -> String {
     match &g.lag_seconds {
         Some(l) => match l.seconds {
-            Some(s) => format!("{s:.0}s"),
-            None => format!("at least {:.0}s", l.at_least_seconds),
+            Some(s) if trusted(l) => format!("{s:.0}s"),
+            _ => format!("at least {:.0}s", l.at_least_seconds),
         },
         None => "unknown".into(),
     }
@@ -213,7 +226,7 @@ pub fn caught_up(view: &View) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::view::{Source, SourceError, TimeLag};
+    use super::super::view::{Source, SourceError};
     use super::*;
 
     fn group(
@@ -303,6 +316,22 @@ mod tests {
                 vec![group("a", Some("STALL"), 10, Some(5.0), 5.0)],
                 Level::Warning,
                 "k/a STALL, lag 10",
+            ),
+            // An extrapolated 900 s with a certain 100 s: judged by the 100 s,
+            // as the alert rules do (an extrapolation never decides alone).
+            (
+                13,
+                vec![Group {
+                    lag_seconds: Some(TimeLag {
+                        seconds: Some(900.0),
+                        quality: "extrapolated".into(),
+                        at_least_seconds: 100.0,
+                        at_most_seconds: None,
+                    }),
+                    ..group("a", Some("OK"), 10, None, 0.0)
+                }],
+                Level::Warning,
+                "at least 100s behind > 60s",
             ),
             // Unknown time lag judged by its lower bound.
             (
