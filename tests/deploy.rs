@@ -46,8 +46,6 @@ fn kind(v: &serde_yaml::Value) -> &str {
 
 #[test]
 fn every_overlay_renders_and_every_core_object_validates_against_the_kubernetes_schemas() {
-    let validator = common::require_binary("kubernetes-validate");
-    let dir = tempfile::tempdir().unwrap();
     for overlay in OVERLAYS {
         let objects = render(overlay);
         let kinds: Vec<&str> = objects.iter().map(kind).collect();
@@ -93,36 +91,7 @@ fn every_overlay_renders_and_every_core_object_validates_against_the_kubernetes_
         // The grace period covers lagwatch's own shutdown_timeout (20s default).
         assert!(pod["terminationGracePeriodSeconds"].as_u64().unwrap() > 20);
 
-        // Core kinds go to kubernetes-validate --strict; CRDs (ServiceMonitor,
-        // PrometheusRule) have no schema there and are checked below.
-        let core: Vec<&serde_yaml::Value> = objects
-            .iter()
-            .filter(|o| !matches!(kind(o), "ServiceMonitor" | "PrometheusRule"))
-            .collect();
-        let file = dir
-            .path()
-            .join(format!("{}.yaml", overlay.replace('/', "-")));
-        let text: String = core
-            .iter()
-            .map(|o| format!("---\n{}", serde_yaml::to_string(o).unwrap()))
-            .collect();
-        std::fs::write(&file, text).unwrap();
-        let out = Command::new(&validator)
-            .arg("--strict")
-            .arg(&file)
-            .output()
-            .unwrap();
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{overlay}: {report}");
-        assert_eq!(
-            report.matches(" passed for resource ").count(),
-            core.len(),
-            "{overlay}: every object passes:\n{report}"
-        );
+        common::kubernetes_validate(&objects, overlay);
 
         let sm = objects
             .iter()

@@ -115,7 +115,6 @@ fn the_chart_lints_strict_with_real_helm() {
 
 #[test]
 fn every_values_set_renders_and_every_core_object_validates_against_the_kubernetes_schemas() {
-    let validator = common::require_binary("kubernetes-validate");
     let dir = tempfile::tempdir().unwrap();
     for (i, (name, sets)) in SETS.iter().enumerate() {
         let objects = render(sets);
@@ -143,32 +142,7 @@ fn every_values_set_renders_and_every_core_object_validates_against_the_kubernet
             c["readinessProbe"]["httpGet"]["path"].as_str(),
             Some("/readyz")
         );
-        let core: Vec<&Value> = objects
-            .iter()
-            .filter(|o| !matches!(kind(o), "ServiceMonitor" | "PrometheusRule"))
-            .collect();
-        let file = dir.path().join(format!("set-{i}.yaml"));
-        let text: String = core
-            .iter()
-            .map(|o| format!("---\n{}", serde_yaml::to_string(o).unwrap()))
-            .collect();
-        std::fs::write(&file, text).unwrap();
-        let out = Command::new(&validator)
-            .arg("--strict")
-            .arg(&file)
-            .output()
-            .unwrap();
-        let report = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(out.status.success(), "{name}: {report}");
-        assert_eq!(
-            report.matches(" passed for resource ").count(),
-            core.len(),
-            "{name}: every object passes:\n{report}"
-        );
+        common::kubernetes_validate(&objects, name);
         // The config each pod runs with passes lagwatch's own check (a shard
         // pod's name carries its ordinal).
         for cm in objects.iter().filter(|o| kind(o) == "ConfigMap") {

@@ -600,6 +600,48 @@ fn b64url(bytes: &[u8]) -> String {
     out
 }
 
+/// A real HTTP endpoint on a free port that answers every request with
+/// `answer(head and body)` = (status line, body) and records what it was
+/// sent; returns its base URL and the requests (head, then body).
+fn http_stub(
+    answer: impl Fn(&str) -> (&'static str, String) + Send + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                request.push_str(&line);
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).ok();
+            request.push_str(&String::from_utf8_lossy(&body));
+            let (status, body) = answer(&request);
+            seen.lock().unwrap().push(request);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (url, requests)
+}
+
 /// SASL/OAUTHBEARER with OIDC client credentials (librdkafka's
 /// `sasl.oauthbearer.method: oidc`, built in with rdkafka's curl): lagwatch's
 /// client fetches a token from a real HTTP token endpoint with the client
@@ -607,56 +649,22 @@ fn b64url(bytes: &[u8]) -> String {
 /// the error.
 #[test]
 fn oidc_client_credentials_fetch_a_token_from_the_token_endpoint() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}/oauth2/token", listener.local_addr().unwrap());
-    let requests = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    {
-        let requests = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut head = String::new();
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                    head.push_str(&line);
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).ok();
-                head.push_str(&String::from_utf8_lossy(&body));
-                requests.lock().unwrap().push(head);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs();
-                let jwt = format!(
-                    "{}.{}.{}",
-                    b64url(br#"{"alg":"RS256","typ":"JWT"}"#),
-                    b64url(
-                        format!(r#"{{"sub":"lagwatch","iat":{now},"exp":{}}}"#, now + 3600)
-                            .as_bytes()
-                    ),
-                    b64url(b"signature")
-                );
-                let answer = format!(
-                    r#"{{"access_token":"{jwt}","token_type":"bearer","expires_in":3600}}"#
-                );
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            }
-        });
-    }
+    let (base, requests) = http_stub(|_| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let jwt = format!(
+            "{}.{}.{}",
+            b64url(br#"{"alg":"RS256","typ":"JWT"}"#),
+            b64url(format!(r#"{{"sub":"lagwatch","iat":{now},"exp":{}}}"#, now + 3600).as_bytes()),
+            b64url(b"signature")
+        );
+        let answer =
+            format!(r#"{{"access_token":"{jwt}","token_type":"bearer","expires_in":3600}}"#);
+        ("200 OK", answer)
+    });
+    let endpoint = format!("{base}/oauth2/token");
     let port = common::free_port();
     let mut p = poller(&format!(
         "      bootstrap_servers: [\"127.0.0.1:{port}\"]\n      request_timeout: 1s\n      properties:\n        security.protocol: SASL_PLAINTEXT\n        sasl.mechanism: OAUTHBEARER\n        sasl.oauthbearer.method: oidc\n        sasl.oauthbearer.client.id: lagwatch-client\n        sasl.oauthbearer.client.secret: hunter2-oidc-secret\n        sasl.oauthbearer.token.endpoint.url: \"{endpoint}\"\n        sasl.oauthbearer.scope: kafka\n"
@@ -757,44 +765,15 @@ fn oauthbearer_tokens_from_a_file_reach_librdkafka_and_a_bad_file_is_an_auth_err
 /// refuses, the source is down as `auth` with STS's answer in its error.
 #[test]
 fn msk_iam_takes_credentials_from_sts_with_the_web_identity_and_says_when_sts_refuses() {
-    use std::io::{BufRead, BufReader, Read, Write};
     let sts_for = |status: &'static str| {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let bodies = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let seen = bodies.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).ok();
-                seen.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&body).to_string());
-                let answer = if status.starts_with("200") {
-                    "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIATEST</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>session</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
-                } else {
-                    "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"
-                };
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-            }
-        });
-        (url, bodies)
+        http_stub(move |_| {
+            let answer = if status.starts_with("200") {
+                "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIATEST</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>session</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+            } else {
+                "<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"
+            };
+            (status, answer.to_string())
+        })
     };
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = silent.local_addr().unwrap().port();
@@ -837,6 +816,11 @@ fn msk_iam_takes_credentials_from_sts_with_the_web_identity_and_says_when_sts_re
             || !last_error(&d).0.is_empty(),
         );
         let body = bodies.lock().unwrap().first().cloned().unwrap_or_default();
+        let body = body
+            .split("\r\n\r\n")
+            .last()
+            .unwrap_or_default()
+            .to_string();
         assert!(
             body.contains("Action=AssumeRoleWithWebIdentity")
                 && body.contains("WebIdentityToken=projected-sa-token"),

@@ -780,3 +780,42 @@ pub fn url_encode(s: &str) -> String {
     }
     out
 }
+
+/// Validates the core objects among `objects` (CRDs such as ServiceMonitor
+/// and PrometheusRule have no schema there) with `kubernetes-validate
+/// --strict`, and that each passed; `what` names the set in a failure.
+pub fn kubernetes_validate(objects: &[serde_yaml::Value], what: &str) {
+    let validator = require_binary("kubernetes-validate");
+    let core: Vec<&serde_yaml::Value> = objects
+        .iter()
+        .filter(|o| {
+            !matches!(
+                o["kind"].as_str().unwrap_or(""),
+                "ServiceMonitor" | "PrometheusRule"
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("objects.yaml");
+    let text: String = core
+        .iter()
+        .map(|o| format!("---\n{}", serde_yaml::to_string(o).expect("yaml")))
+        .collect();
+    std::fs::write(&file, text).expect("write objects");
+    let out = Command::new(validator)
+        .arg("--strict")
+        .arg(&file)
+        .output()
+        .expect("kubernetes-validate runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{what}: {report}");
+    assert_eq!(
+        report.matches(" passed for resource ").count(),
+        core.len(),
+        "{what}: every object passes:\n{report}"
+    );
+}
