@@ -799,7 +799,7 @@ fn msk_iam_takes_credentials_from_sts_with_the_web_identity_and_says_when_sts_re
         )
     };
     for (status, want_auth) in [("200 OK", false), ("403 Forbidden", true)] {
-        let (sts, bodies) = sts_for(status);
+        let (sts, requests) = sts_for(status);
         let token_file = token.display().to_string();
         let d = Daemon::start_with_env(
             &config,
@@ -815,16 +815,16 @@ fn msk_iam_takes_credentials_from_sts_with_the_web_identity_and_says_when_sts_re
             Duration::from_secs(30),
             || !last_error(&d).0.is_empty(),
         );
-        let body = bodies.lock().unwrap().first().cloned().unwrap_or_default();
-        let body = body
-            .split("\r\n\r\n")
-            .last()
-            .unwrap_or_default()
-            .to_string();
+        let request = requests
+            .lock()
+            .unwrap()
+            .first()
+            .cloned()
+            .unwrap_or_default();
         assert!(
-            body.contains("Action=AssumeRoleWithWebIdentity")
-                && body.contains("WebIdentityToken=projected-sa-token"),
-            "{status}: STS was asked: {body:?}"
+            request.contains("Action=AssumeRoleWithWebIdentity")
+                && request.contains("WebIdentityToken=projected-sa-token"),
+            "{status}: STS was asked: {request:?}"
         );
         let (kind, message) = last_error(&d);
         if want_auth {
