@@ -44,11 +44,37 @@ fn render(sets: &[&str]) -> Vec<Value> {
     for s in sets {
         args.extend(["--set", s]);
     }
-    let text = run(&mut helm(&args));
+    render_with(&args)
+}
+
+/// The chart rendered with helm-render.py's arguments, as objects.
+fn render_with(args: &[&str]) -> Vec<Value> {
+    let text = run(&mut helm(args));
     serde_yaml::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .filter(|v: &Value| !v.is_null())
         .collect()
+}
+
+/// Every rule's expression in a PrometheusRule.
+fn exprs(rule: &Value) -> Vec<String> {
+    rule["spec"]["groups"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
+        .map(|r| r["expr"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `promtool check rules` on a PrometheusRule's spec.
+fn promtool_check(rule: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
+    run(Command::new(common::require_binary("promtool"))
+        .args(["check", "rules"])
+        .arg(&file));
 }
 
 fn kind(v: &Value) -> &str {
@@ -268,13 +294,7 @@ fn the_charts_rules_are_the_shipped_rules_scoped_to_the_release_and_promtool_acc
             .collect()
     };
     assert_eq!(names(&rule["spec"]), names(&shipped));
-    for r in rule["spec"]["groups"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
-    {
-        let expr = r["expr"].as_str().unwrap();
+    for expr in exprs(rule) {
         // The release's job (the Service's name) and namespace on every metric.
         for m in expr
             .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -286,13 +306,9 @@ fn the_charts_rules_are_the_shipped_rules_scoped_to_the_release_and_promtool_acc
             );
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("rules.yml");
-    std::fs::write(&file, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
-    run(Command::new(common::require_binary("promtool"))
-        .args(["check", "rules"])
-        .arg(&file));
+    promtool_check(rule);
 
+    let dir = tempfile::tempdir().unwrap();
     // A selector of one's own with a `$` and a name that looks like a metric:
     // inserted verbatim, once, and still valid PromQL.
     let values = dir.path().join("values.yaml");
@@ -301,29 +317,16 @@ fn the_charts_rules_are_the_shipped_rules_scoped_to_the_release_and_promtool_acc
         "prometheusRule:\n  selector: 'job=~\"lagwatch_prod$\",env=\"${x}\"'\n",
     )
     .unwrap();
-    let text = run(&mut helm(&["--values", values.to_str().unwrap()]));
-    let objects: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .filter(|v: &Value| !v.is_null())
-        .collect();
+    let objects = render_with(&["--values", values.to_str().unwrap()]);
     let rule = find(&objects, "PrometheusRule").unwrap();
-    for r in rule["spec"]["groups"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
-    {
-        let expr = r["expr"].as_str().unwrap();
+    for expr in exprs(rule) {
         assert!(!expr.contains("lagwatch_prod{"), "{expr}");
         assert!(
             expr.contains(r#"{job=~"lagwatch_prod$",env="${x}""#),
             "{expr}"
         );
     }
-    std::fs::write(&file, serde_yaml::to_string(&rule["spec"]).unwrap()).unwrap();
-    run(Command::new(common::require_binary("promtool"))
-        .args(["check", "rules"])
-        .arg(&file));
+    promtool_check(rule);
 }
 
 /// The chart and the kustomize base are two ways to install one thing: with

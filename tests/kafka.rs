@@ -600,6 +600,20 @@ fn b64url(bytes: &[u8]) -> String {
     out
 }
 
+/// A "broker" on a free port that accepts connections and never answers;
+/// returns its port.
+fn silent_broker() -> u16 {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
 /// A real HTTP endpoint on a free port that answers every request with
 /// `answer(head and body)` = (status line, body) and records what it was
 /// sent; returns its base URL and the requests (head, then body).
@@ -705,16 +719,9 @@ fn oidc_client_credentials_fetch_a_token_from_the_token_endpoint() {
 fn oauthbearer_tokens_from_a_file_reach_librdkafka_and_a_bad_file_is_an_auth_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
-    // A broker that accepts connections and never answers: without a token
-    // librdkafka never gets past SASL; with one, only the silence fails it.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in silent.incoming().flatten() {
-            held.push(s);
-        }
-    });
+    // Without a token librdkafka never gets past SASL; with one, only the
+    // broker's silence fails it.
+    let port = silent_broker();
     let config = format!(
         "      bootstrap_servers: [\"127.0.0.1:{port}\"]\n      request_timeout: 1s\n      properties:\n        security.protocol: SASL_PLAINTEXT\n        sasl.mechanism: OAUTHBEARER\n      oauthbearer:\n        token_file: \"{}\"\n",
         file.display()
@@ -775,14 +782,7 @@ fn msk_iam_takes_credentials_from_sts_with_the_web_identity_and_says_when_sts_re
             (status, answer.to_string())
         })
     };
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = silent.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in silent.incoming().flatten() {
-            held.push(s);
-        }
-    });
+    let port = silent_broker();
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
     std::fs::write(&token, "projected-sa-token").unwrap();
