@@ -151,6 +151,8 @@ fn jetstream_poll(src: &SourceId, consumers: usize, n: i64) -> PollData {
                     push_bound: false,
                     filtered: false,
                     filter_subject: None,
+                    deliveries: Some(floor + 5),
+                    redelivery_marker: Some(0),
                 })),
                 oldest_written: None,
             });

@@ -148,6 +148,18 @@ def overview():
         panel(L, "timeseries", "Recommended vs current replicas", [
             target(f'lagwatch_group_replicas_recommended{{{SEL}}}', "{{group}} recommended ({{reason}})", ref="A"),
             target(f'lagwatch_group_replicas_current{{{SEL}}}', "{{group}} current", ref="B")], unit="short"),
+        # Dead letters: events consumers gave up on (Kafka dead-letter topics,
+        # JetStream MAX_DELIVERIES / MSG_TERMINATED advisories).
+        panel(L, "timeseries", "Dead letters (window)", [
+            target(f'max by (source, group, topic, dead_letter_topic, reason) (lagwatch_dead_letters_recent{{{SEL}}})',
+                   "{{source}} {{group}} {{topic}} {{reason}} {{dead_letter_topic}}")], unit="short",
+              description="Events given up on in lagwatch's dead_letters.window (default 1 h): written to a Kafka dead-letter "
+                          "topic, or JetStream messages past max_deliver or terminated. ConsumerDeadLetters alerts on any new one."),
+        panel(L, "timeseries", "Undrained dead-letter queues", [
+            target(f'max by (source, group, topic, dead_letter_topic) (lagwatch_dead_letters_undrained{{{SEL}}})',
+                   "{{source}} {{dead_letter_topic}} ({{topic}})")], unit="short",
+              description="Kafka: messages in a dead-letter topic no consumer group has consumed yet (nobody consumes it: the "
+                          "messages it stores). DeadLetterQueueNotDrained informs after 6 h."),
         panel(L, "timeseries", "lagwatch: poll duration p99", [
             target(f'histogram_quantile(0.99, sum by (source, le) (rate(lagwatch_poll_duration_seconds_bucket{{{SEL}}}[$__rate_interval])))', "{{source}}")], w=8, unit="s"),
         panel(L, "timeseries", "lagwatch: poll errors by kind", [
@@ -193,6 +205,19 @@ def group():
             target(f'lagwatch_group_lost_messages{{{GSEL}}}', "lost {{group}}", ref="A"),
             target(f'lagwatch_group_projected_loss_seconds{{{GSEL}}}', "seconds until loss at current rates {{group}}", ref="B"),
             target(f'lagwatch_group_time_until_loss_seconds{{{GSEL}}}', "seconds until loss if stopped {{group}}", ref="C")], w=24),
+        panel(L, "timeseries", "Dead letters", [
+            target(f'lagwatch_dead_letters_per_second{{{GSEL}}}', "per second {{topic}} {{reason}} {{dead_letter_topic}}", ref="A"),
+            target(f'lagwatch_dead_letters_recent{{{GSEL}}}', "in window {{topic}} {{reason}} {{dead_letter_topic}}", ref="B")],
+              description="Events the group gave up on: per second (left axis), and added in lagwatch's dead_letters.window "
+                          "(default 1 h, right axis). Kafka: written to a dead-letter topic (group empty when no single "
+                          "group consumes its source topic); JetStream: past max_deliver or terminated.",
+              extra={"fieldConfig": {"defaults": {"unit": "short"}, "overrides": [
+                  {"matcher": {"id": "byFrameRefID", "options": "B"},
+                   "properties": [{"id": "custom.axisPlacement", "value": "right"}]}]}}),
+        panel(L, "timeseries", "Redeliveries per second", [
+            target(f'lagwatch_redelivered_messages_per_second{{{GSEL}}}', "{{group}} ({{topic}}, {{quality}})")], unit="short",
+              description="JetStream: messages delivered again (not acked within ack_wait, or nak'd). quality upper_bound: "
+                          "a filtered consumer, every delivery counted."),
     ]
     return dashboard("lagwatch-group", "lagwatch group", "One consumer group in detail: partitions, rates, members, recommendation.",
                      panels, VARIABLES + [GROUP_VAR])

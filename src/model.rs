@@ -181,6 +181,14 @@ pub struct JetstreamParts {
     pub filtered: bool,
     /// Its filter subject, when it has exactly one.
     pub filter_subject: Option<String>,
+    /// Deliveries made so far, redeliveries included (`delivered.consumer_seq`).
+    /// None for a merged aggregate of ephemeral consumers.
+    pub deliveries: Option<u64>,
+    /// `delivered.consumer_seq - delivered.stream_seq`: grows by one per
+    /// redelivery and stays put on a first delivery, as long as the consumer
+    /// sees every sequence of its stream (not filtered). None when it does
+    /// not, or for a merged aggregate (see `analysis::dead_letters`).
+    pub redelivery_marker: Option<i64>,
 }
 
 /// Per-group facts that do not belong to one partition.
@@ -304,6 +312,75 @@ pub struct PollData {
     /// When the latest offsets were read (the head of every sample): the time
     /// the history stamps this poll's points with. None: the poll's start.
     pub read_at: Option<Millis>,
+    /// Dead letters: Kafka dead-letter topics' heads, JetStream advisories
+    /// counted (see [`DeadLetterReading`]).
+    pub dead_letters: Vec<DeadLetterReading>,
+    /// JetStream: the advisory subscription (None: not subscribed, Kafka).
+    pub advisories: Option<AdvisoryState>,
+}
+
+/// Why an event was given up on; also the `reason` label value.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterReason {
+    /// Kafka: written to a dead-letter topic (by the consumer's error handler).
+    DeadLetterTopic,
+    /// JetStream: the server gave up after `max_deliver` deliveries.
+    MaxDeliveries,
+    /// JetStream: the client terminated the message (`+TERM`).
+    Terminated,
+}
+
+impl DeadLetterReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::DeadLetterTopic => "dead_letter_topic",
+            DeadLetterReason::MaxDeliveries => "max_deliveries",
+            DeadLetterReason::Terminated => "terminated",
+        }
+    }
+}
+
+/// One count of dead letters as a source read it: a Kafka dead-letter topic
+/// (its head, summed over partitions: every message ever written to it) or
+/// the JetStream advisories of one consumer and reason counted so far.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetterReading {
+    pub reason: DeadLetterReason,
+    /// Kafka: the dead-letter topic's name with the convention removed (the
+    /// source topic it names, which need not exist). JetStream: the stream.
+    pub topic: Arc<str>,
+    /// Kafka: the dead-letter topic. JetStream: None.
+    pub dead_letter_topic: Option<Arc<str>>,
+    /// JetStream: the consumer. Kafka: the group an explicit link names.
+    pub group: Option<Arc<str>>,
+    /// The count so far: Kafka, the sum of the latest offsets; JetStream,
+    /// advisories received since lagwatch subscribed.
+    pub total: u64,
+    /// Kafka: messages the topic stores now (latest - earliest, summed);
+    /// None when the earliest offsets were not read.
+    pub stored: Option<u64>,
+    /// The most recent event, in words (JetStream: the stream sequence and
+    /// deliveries of the last advisory), for notifications.
+    pub last: Option<String>,
+    /// Sharded: this process reports it even when none of its own groups
+    /// links it (every shard reads every dead-letter topic; one reports the
+    /// unlinked ones).
+    pub owned: bool,
+}
+
+/// What the JetStream advisory subscription could have missed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AdvisoryState {
+    /// Subscribed and connected now.
+    pub subscribed: bool,
+    /// Since when advisories have been counted (the first subscription).
+    pub since: Option<Millis>,
+    /// Times the connection dropped since then: advisories published while
+    /// disconnected are lost (core NATS keeps nothing for an absent subscriber).
+    pub gaps: u64,
 }
 
 /// What retention deletes from one Kafka topic or JetStream stream, as configured.

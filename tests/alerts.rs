@@ -171,6 +171,7 @@ fn kafka(group: &str, lag: u64) -> Observation {
         recommended_replicas: Some(4),
         recommendation_reason: Some("lag drains in 10m with 4 replicas".into()),
         diagnosis: Some("producer_spike: produce 2,400/s, 3.1x its 1h baseline of 780/s".into()),
+        dead_letters: None,
     }
 }
 
@@ -195,6 +196,7 @@ fn jetstream(consumer: &str, lag: u64) -> Observation {
         recommended_replicas: None,
         recommendation_reason: None,
         diagnosis: None,
+        dead_letters: None,
     }
 }
 

@@ -222,6 +222,7 @@ async fn responses_match_the_openapi_document() {
         "/api/v1/groups",
         "/api/v1/groups/{source}/{group}",
         "/api/v1/dead_letters",
+        "/api/v1/dead_letter_queues",
     ] {
         assert!(
             doc["paths"][path]["get"].is_mapping(),
@@ -243,4 +244,18 @@ async fn responses_match_the_openapi_document() {
     let (status, v) = get(&d, "/api/v1/dead_letters", None).await;
     assert_eq!(status, 200);
     assert_eq!(v["dead_letters"], serde_json::json!([]));
+    // Dead letters: the consumer's (JetStream advisories, none yet) and the
+    // queue list, as documented.
+    let (_, v) = get(&d, "/api/v1/groups/js/shipping", None).await;
+    check("GroupDeadLetters", &v["group"]["dead_letters"]);
+    let (status, v) = get(&d, "/api/v1/dead_letter_queues", None).await;
+    assert_eq!(status, 200);
+    let queue = v["dead_letter_queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["group"] == "shipping")
+        .unwrap_or_else(|| panic!("no advisory count for shipping: {v}"));
+    check("DeadLetterQueue", queue);
+    assert_eq!(queue["total"], 0, "{queue}");
 }

@@ -321,8 +321,12 @@ const BACKLOG: i64 = 150;
 const CATCHING_UP: &str = "obs-catching-up";
 /// Committed once near the start and never again: lag grows, it stalls.
 const LAGGING: &str = "obs-lagging";
-/// A real member (JoinGroup) that consumes and commits everything.
+/// A real member (JoinGroup) that consumes and commits everything; every 5th
+/// record it reads fails and goes to DEAD_LETTER_TOPIC.
 const CONSUMING: &str = "obs-consuming";
+/// TOPIC's dead-letter topic (by the `.dlq` convention). No group consumes it:
+/// its dead letters are undrained, the messages it stores.
+const DEAD_LETTER_TOPIC: &str = "obs-orders.dlq";
 const STREAM: &str = "OBS";
 /// max_msgs of the stream: retention deletes the oldest once it is full.
 const STREAM_MAX: i64 = 60;
@@ -330,6 +334,12 @@ const STREAM_MAX: i64 = 60;
 const DRAINER: &str = "obs-drainer";
 /// Acked a few at the start, then nothing: retention overtakes it.
 const SLOW: &str = "obs-slow";
+/// A stream of its own for RETRYING, written 5 msgs/s.
+const RETRY_STREAM: &str = "OBS_RETRY";
+/// Pull consumer (max_deliver 2, ack_wait 1 s) that acks all but every 5th
+/// message: each of those is redelivered once, then the server gives up on it
+/// (a MAX_DELIVERIES advisory), continuously.
+const RETRYING: &str = "obs-retrying";
 
 fn producer(bootstrap: &str) -> BaseProducer {
     ClientConfig::new()
@@ -349,6 +359,20 @@ fn produce_one(p: &BaseProducer, partition: i32, i: i64) {
     p.send(
         BaseRecord::<(), _>::to(TOPIC)
             .partition(partition)
+            .payload(&payload),
+    )
+    .map_err(|(e, _)| e)
+    .unwrap();
+    p.poll(Duration::ZERO);
+}
+
+/// Writes one record to DEAD_LETTER_TOPIC, as a consumer's error handler does
+/// with a record it cannot process.
+fn dead_letter(p: &BaseProducer, i: u64) {
+    let payload = format!("failed order {i}");
+    p.send(
+        BaseRecord::<(), _>::to(DEAD_LETTER_TOPIC)
+            .partition(0)
             .payload(&payload),
     )
     .map_err(|(e, _)| e)
@@ -395,10 +419,12 @@ impl Drop for Load {
 }
 
 /// Kafka: topic of 2 partitions with a backlog, a producer writing 2.5 msgs/s
-/// per partition, and the three groups (see the constants).
+/// per partition, the three groups (see the constants), and the consuming
+/// group's dead-letter topic, written about 1 msg/s.
 fn kafka_load(tansu: &Tansu, load: &mut Load) {
     let b = tansu.bootstrap();
     tansu.create_topic(TOPIC, u32::try_from(PARTITIONS).unwrap());
+    tansu.create_topic(DEAD_LETTER_TOPIC, 1);
     let p = producer(&b);
     for i in 0..BACKLOG {
         for part in 0..PARTITIONS {
@@ -438,6 +464,7 @@ fn kafka_load(tansu: &Tansu, load: &mut Load) {
     }));
 
     let stop = load.stop.clone();
+    let dlq = producer(&b);
     load.threads.push(std::thread::spawn(move || {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &b)
@@ -452,9 +479,15 @@ fn kafka_load(tansu: &Tansu, load: &mut Load) {
         c.subscribe(&[TOPIC]).unwrap();
         let mut last_commit = Instant::now();
         let mut dirty = false;
+        let mut consumed = 0u64;
         while !stop.load(Ordering::Relaxed) {
             if let Some(Ok(_)) = c.poll(Duration::from_millis(100)) {
                 dirty = true;
+                consumed += 1;
+                // Every 5th record fails: to the dead-letter topic, and on.
+                if consumed.is_multiple_of(5) {
+                    dead_letter(&dlq, consumed);
+                }
             }
             if dirty && last_commit.elapsed() > Duration::from_millis(500) {
                 let _ = c.commit_consumer_state(CommitMode::Sync);
@@ -474,7 +507,8 @@ async fn publish(js: &jetstream::Context, i: u64) {
 }
 
 /// JetStream: stream OBS (max_msgs 60) filled, a publisher writing 10 msgs/s,
-/// a consumer that keeps up and one that retention overtakes.
+/// a consumer that keeps up and one that retention overtakes; stream
+/// OBS_RETRY written 5 msgs/s, whose consumer gives up on every 5th message.
 fn jetstream_load(nats: &Nats, load: &mut Load) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -501,6 +535,21 @@ fn jetstream_load(nats: &Nats, load: &mut Load) {
             .await
             .unwrap();
         }
+        js.create_stream(stream::Config {
+            name: RETRY_STREAM.into(),
+            subjects: vec!["obsretry.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .create_consumer(consumer::pull::Config {
+            durable_name: Some(RETRYING.into()),
+            max_deliver: 2,
+            ack_wait: Duration::from_secs(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         for i in 0..40 {
             publish(&js, i).await;
         }
@@ -518,6 +567,52 @@ fn jetstream_load(nats: &Nats, load: &mut Load) {
         while !stop.load(Ordering::Relaxed) {
             publish(&pub_js, i).await;
             i += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let stop = load.stop.clone();
+    let retry_js = js.clone();
+    rt.spawn(async move {
+        let mut i = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            retry_js
+                .publish("obsretry.payments", format!("payment {i}").into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            i += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let stop = load.stop.clone();
+    let retry_js = js.clone();
+    rt.spawn(async move {
+        let c: consumer::PullConsumer = retry_js
+            .get_stream(RETRY_STREAM)
+            .await
+            .unwrap()
+            .get_consumer(RETRYING)
+            .await
+            .unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(mut msgs) = c
+                .fetch()
+                .max_messages(100)
+                .expires(Duration::from_millis(500))
+                .messages()
+                .await
+            else {
+                continue;
+            };
+            while let Some(Ok(m)) = msgs.next().await {
+                // A poison message: never acked, redelivered after ack_wait,
+                // given up on after max_deliver.
+                let poison = m.info().is_ok_and(|i| i.stream_sequence.is_multiple_of(5));
+                if !poison {
+                    let _ = m.ack().await;
+                }
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
@@ -782,6 +877,32 @@ fn every_dashboard_panel_and_alert_runs_on_a_real_prometheus_and_every_panel_sho
         (
             "the configured replicas are current",
             format!("lagwatch_group_replicas_current{{group=\"{DRAINER}\"}} == 1"),
+        ),
+        (
+            "the consuming group's failures go to its dead-letter topic",
+            format!(
+                "lagwatch_dead_letters_total{{reason=\"dead_letter_topic\",topic=\"{TOPIC}\",dead_letter_topic=\"{DEAD_LETTER_TOPIC}\"}} > 0"
+            ),
+        ),
+        (
+            "nobody drains the dead-letter topic",
+            format!(
+                "lagwatch_dead_letters_undrained{{dead_letter_topic=\"{DEAD_LETTER_TOPIC}\"}} > 0"
+            ),
+        ),
+        (
+            "the server gives up on the retrying consumer's poison messages",
+            format!(
+                "lagwatch_dead_letters_total{{reason=\"max_deliveries\",group=\"{RETRYING}\",topic=\"{RETRY_STREAM}\"}} > 0"
+            ),
+        ),
+        (
+            "the retrying consumer's poison messages are redelivered",
+            format!("lagwatch_redelivered_messages_per_second{{group=\"{RETRYING}\"}} > 0"),
+        ),
+        (
+            "lagwatch listens to the JetStream advisories",
+            "lagwatch_dead_letter_advisories_subscribed{source=\"nats\"} == 1".into(),
         ),
         (
             "lagwatch itself is scraped",

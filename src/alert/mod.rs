@@ -93,6 +93,24 @@ pub struct Observation {
     /// when it is not. Absent from state files written before it existed.
     #[serde(default)]
     pub diagnosis: Option<String>,
+    /// Dead letters linked to the group within `dead_letters.window`; None
+    /// when not watched. Absent from state files written before it existed.
+    #[serde(default)]
+    pub dead_letters: Option<DeadLetterObservation>,
+}
+
+/// A group's dead letters as the `dead_letters` condition sees them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetterObservation {
+    /// Added within the window.
+    pub recent: u64,
+    pub window_seconds: f64,
+    /// At least `recent`: part of the window was not watched (lagwatch
+    /// started inside it, advisories were missed) or was not read this poll.
+    /// Such a count can open an incident, never resolve one.
+    pub lower_bound: bool,
+    /// Where they went: `12 orders.created to orders.created.dlq`.
+    pub detail: String,
 }
 
 /// The three moments an incident is notified.
@@ -190,6 +208,7 @@ pub(crate) mod tests_support {
             recommended_replicas: None,
             recommendation_reason: None,
             diagnosis: None,
+            dead_letters: None,
         };
         Notification {
             event_id: uuid::Uuid::new_v4(),

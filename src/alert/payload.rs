@@ -55,6 +55,9 @@ pub struct EventData {
     pub recommendation: Option<RecommendationData>,
     /// Why the group is behind, in one sentence; null when not known or not behind.
     pub diagnosis: Option<String>,
+    /// The group's dead letters in the window (the `dead_letters` condition's
+    /// figure); null when not watched.
+    pub dead_letters: Option<DeadLetterData>,
     pub pending_since: String,
     pub started_at: String,
     pub resolved_at: Option<String>,
@@ -86,6 +89,18 @@ pub struct LagData {
 pub struct RetentionData {
     pub lost_messages: u64,
     pub seconds_until_loss: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterData {
+    /// Dead letters linked to the group within the window.
+    pub recent: u64,
+    pub window_seconds: f64,
+    /// At least `recent`: part of the window was not watched.
+    pub lower_bound: bool,
+    /// Where they went: the dead-letter topic, or the advisory and its last event.
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -149,6 +164,12 @@ pub fn event(n: &Notification, ctx: &RenderContext) -> Event {
             },
             recommendation,
             diagnosis: o.diagnosis.clone(),
+            dead_letters: o.dead_letters.as_ref().map(|d| DeadLetterData {
+                recent: d.recent,
+                window_seconds: d.window_seconds,
+                lower_bound: d.lower_bound,
+                detail: d.detail.clone(),
+            }),
             pending_since: rfc3339(inc.pending_since),
             started_at: rfc3339(inc.started_at),
             resolved_at: inc.resolved_at.map(rfc3339),

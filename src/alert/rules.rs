@@ -62,6 +62,8 @@ pub enum ConditionKind {
     LossWithin,
     /// recommended_replicas > current_replicas (no threshold).
     ReplicasShort,
+    /// Dead letters within `dead_letters.window` > threshold (a number; default 0).
+    DeadLetters,
 }
 
 impl ConditionKind {
@@ -75,6 +77,7 @@ impl ConditionKind {
             ConditionKind::LostMessages => "lost_messages",
             ConditionKind::LossWithin => "loss_within",
             ConditionKind::ReplicasShort => "replicas_short",
+            ConditionKind::DeadLetters => "dead_letters",
         }
     }
 
@@ -83,7 +86,9 @@ impl ConditionKind {
         match self {
             ConditionKind::LagMessages => "a number of messages, like `10000`",
             ConditionKind::Growth => "messages per second, like `50`",
-            ConditionKind::LostMessages => "a number of messages, like `0`",
+            ConditionKind::LostMessages | ConditionKind::DeadLetters => {
+                "a number of messages, like `0`"
+            }
             ConditionKind::LagSeconds | ConditionKind::Eta | ConditionKind::LossWithin => {
                 "a duration, like `5m`"
             }
@@ -104,6 +109,7 @@ pub enum Condition {
     LostMessagesAbove(f64),
     LossWithin(f64),
     ReplicasShort,
+    DeadLettersAbove(f64),
 }
 
 impl Condition {
@@ -117,6 +123,7 @@ impl Condition {
             Condition::LostMessagesAbove(_) => ConditionKind::LostMessages,
             Condition::LossWithin(_) => ConditionKind::LossWithin,
             Condition::ReplicasShort => ConditionKind::ReplicasShort,
+            Condition::DeadLettersAbove(_) => ConditionKind::DeadLetters,
         }
     }
 
@@ -145,6 +152,12 @@ impl Condition {
                 (Some(r), Some(c)) => Some(r > c),
                 _ => None,
             },
+            // A lower bound above the threshold is certain; below it, the
+            // events not seen could still be there: unknown, not cleared.
+            Condition::DeadLettersAbove(t) => o.dead_letters.as_ref().and_then(|d| {
+                let above = d.recent as f64 > *t;
+                (above || !d.lower_bound).then_some(above)
+            }),
         }
     }
 
@@ -156,6 +169,7 @@ impl Condition {
             | Condition::GrowthAbove(t)
             | Condition::EtaAbove(t)
             | Condition::LostMessagesAbove(t)
+            | Condition::DeadLettersAbove(t)
             | Condition::LossWithin(t) => serde_json::json!(t),
             Condition::StatusIn(list) => {
                 serde_json::json!(list.iter().map(|s| s.as_str()).collect::<Vec<_>>())
@@ -217,6 +231,21 @@ impl Condition {
                 o.recommended_replicas
                     .map_or("unknown".into(), |c| c.to_string())
             ),
+            Condition::DeadLettersAbove(t) => match &o.dead_letters {
+                Some(d) => format!(
+                    "{}{} dead letters in the last {} (threshold {}){}",
+                    if d.lower_bound { "at least " } else { "" },
+                    d.recent,
+                    fmt_secs(d.window_seconds),
+                    fmt_num(*t),
+                    if d.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", d.detail)
+                    }
+                ),
+                None => format!("dead letters not watched (threshold {})", fmt_num(*t)),
+            },
         }
     }
 }

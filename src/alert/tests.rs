@@ -65,6 +65,7 @@ fn obs(group: &str, lag: u64) -> Observation {
         recommended_replicas: None,
         recommendation_reason: None,
         diagnosis: None,
+        dead_letters: None,
     }
 }
 
@@ -807,4 +808,45 @@ fn an_unknown_receiver_is_refused_and_each_notifier_owns_its_metrics() {
         Notifier::new(&good, crate::state::StateStore::open(None).0, Vec::new()).expect("another");
     assert!(!a.registry().gather().is_empty());
     assert!(!b.registry().gather().is_empty());
+}
+
+/// `dead_letters`: a count is decided on only as far as it is certain.
+#[test]
+fn a_dead_letter_count_that_is_a_lower_bound_fires_but_never_clears() {
+    use crate::alert::DeadLetterObservation;
+    let c = Condition::DeadLettersAbove(0.0);
+    let with = |recent: u64, lower_bound: bool| {
+        let mut o = obs("g", 0);
+        o.dead_letters = Some(DeadLetterObservation {
+            recent,
+            window_seconds: 3600.0,
+            lower_bound,
+            detail: "3 orders to orders.dlq".into(),
+        });
+        o
+    };
+    // (case, recent, lower bound, holds)
+    let cases = [
+        // case 1: some, certain: fires.
+        (1, 3, false, Some(true)),
+        // case 2: at least some: certain enough to fire.
+        (2, 3, true, Some(true)),
+        // case 3: none in a whole watched window: clears.
+        (3, 0, false, Some(false)),
+        // case 4: none seen, but part of the window unwatched: unknown.
+        (4, 0, true, None),
+    ];
+    for (case, recent, lower, want) in cases {
+        assert_eq!(c.holds(&with(recent, lower)), want, "case {case}");
+    }
+    // Not watched at all: unknown.
+    assert_eq!(c.holds(&obs("g", 0)), None);
+    assert!(c
+        .describe(&with(3, true))
+        .starts_with("at least 3 dead letters in the last 1h"));
+    // The config: a number, default 0.
+    let s = config_with_rules(
+        "    - name: dl\n      condition: dead_letters\n      receivers: [log]\n",
+    );
+    assert_eq!(s.rules[0].condition, Condition::DeadLettersAbove(0.0));
 }

@@ -2,6 +2,7 @@
 //! retention risk and Burrow-style status, and their rollup per group. No I/O,
 //! no clock: `now` is a parameter. Formulas and their limits: docs/analysis.md.
 
+pub mod dead_letters;
 pub mod diagnosis;
 pub mod rates;
 pub mod retention;

@@ -53,6 +53,8 @@ pub struct Settings {
     pub exact_time_lag: ExactTimeLag,
     /// Why a group is behind.
     pub diagnosis: super::diagnosis::DiagnosisSettings,
+    /// Dead-letter topics and advisories (`dead_letters:` of the config).
+    pub dead_letters: super::dead_letters::DeadLetterSettings,
 }
 
 impl Default for Settings {
@@ -66,6 +68,7 @@ impl Default for Settings {
             thresholds: ThresholdResolver::uniform(Thresholds::default()),
             exact_time_lag: ExactTimeLag::default(),
             diagnosis: super::diagnosis::DiagnosisSettings::default(),
+            dead_letters: super::dead_letters::DeadLetterSettings::default(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub(crate) struct Config {
     #[serde(default)]
     pub analysis: Analysis,
     #[serde(default)]
+    pub dead_letters: DeadLetters,
+    #[serde(default)]
     pub recommend: Recommend,
     #[serde(default)]
     pub alerts: Alerts,
@@ -293,6 +295,50 @@ pub(crate) struct NatsTls {
     pub ca_file: Option<String>,
     pub cert_file: Option<String>,
     pub key_file: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// dead_letters:
+// ---------------------------------------------------------------------------
+
+/// Dead-letter topics and JetStream advisories; defaults in
+/// `analysis::dead_letters::DeadLetterSettings::default`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeadLetters {
+    pub enabled: Option<bool>,
+    pub window: Option<Seconds>,
+    #[serde(default)]
+    pub kafka: DeadLettersKafka,
+    #[serde(default)]
+    pub jetstream: DeadLettersJetstream,
+    pub max_tracked: Option<usize>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeadLettersKafka {
+    /// Replace the default suffixes (None: the defaults).
+    pub suffixes: Option<Vec<String>>,
+    pub prefixes: Option<Vec<String>>,
+    #[serde(default)]
+    pub topics: Vec<DeadLetterLink>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeadLetterLink {
+    #[serde(default)]
+    pub dead_letter_topic: String,
+    #[serde(default)]
+    pub topic: String,
+    pub group: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeadLettersJetstream {
+    pub advisories: Option<bool>,
 }
 
 // ---------------------------------------------------------------------------

@@ -31,6 +31,13 @@ analysis:
   diagnosis:
     baseline_window: {baseline_window}
     baseline_min: {baseline_min}
+dead_letters:
+  # Several groups read orders.created: say whose dead letters these are.
+  kafka:
+    topics:
+      - dead_letter_topic: {dlq}
+        topic: orders.created
+        group: payment-service
 recommend:
   target_drain_time: {drain}
   learn_after: {learn}
@@ -66,6 +73,11 @@ alerts:
       condition: replicas_short
       severity: info
       receivers: [terminal]
+    - name: orders-dead-lettered
+      condition: dead_letters
+      threshold: 0
+      severity: warning
+      receivers: [terminal]
 sources:
   - name: demo-kafka
     kafka:
@@ -88,6 +100,7 @@ sources:
         resolve = secs(8.0),
         old = secs(20.0),
         analytics = story::ANALYTICS_CONSUMERS,
+        dlq = story::DEAD_LETTER_TOPIC,
     );
     if let Some(url) = nats {
         yaml.push_str(&format!(

@@ -29,6 +29,13 @@ pub(super) fn start_mock_cluster(stop: Arc<AtomicBool>) -> Result<String, String
                 let _ = tx.send(Err(format!("cannot create orders.created: {e}")));
                 return;
             }
+            if let Err(e) = cluster.create_topic(story::DEAD_LETTER_TOPIC, 1, 1) {
+                let _ = tx.send(Err(format!(
+                    "cannot create {}: {e}",
+                    story::DEAD_LETTER_TOPIC
+                )));
+                return;
+            }
             let _ = tx.send(Ok(cluster.bootstrap_servers()));
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
@@ -64,6 +71,18 @@ pub(super) fn producer(bootstrap: String, speed: f64, start: Instant, stop: Arc<
             let key = format!("order-{n}");
             let payload = format!("{{\"type\":\"OrderCreated\",\"id\":{n}}}");
             let _ = p.send(BaseRecord::to("orders.created").key(&key).payload(&payload));
+            // payment-service's error handler: during the sale some orders
+            // fail validation and are parked, as a Spring or Kafka Connect
+            // dead-letter handler would.
+            if (story::SPIKE_FROM..story::SPIKE_TO).contains(&t)
+                && n % story::DEAD_LETTER_EVERY == 0
+            {
+                let _ = p.send(
+                    BaseRecord::to(story::DEAD_LETTER_TOPIC)
+                        .key(&key)
+                        .payload(&payload),
+                );
+            }
             sent -= 1.0;
         }
         p.poll(Duration::ZERO);

@@ -46,6 +46,8 @@ pub struct Report {
     pub notifications_fired: u64,
     pub notifications_resolved: u64,
     pub jetstream: bool,
+    /// Orders payment-service parked in orders.created.dlq, as lagwatch saw.
+    pub dead_letters: u64,
 }
 
 impl Report {
@@ -71,6 +73,11 @@ impl Report {
             format!(
                 "notifications fired / resolved:        {} / {}",
                 self.notifications_fired, self.notifications_resolved
+            ),
+            format!(
+                "orders dead-lettered ({}): {:>4}",
+                story::DEAD_LETTER_TOPIC,
+                self.dead_letters
             ),
             format!(
                 "JetStream part:                        {}",

@@ -21,6 +21,11 @@ pub const ANALYTICS_RATE_EACH: f64 = 25.0;
 pub const JS_RATE: f64 = 10.0;
 pub const JS_CONSUME_RATE: f64 = 4.0;
 
+/// During the flash sale, one order in this many fails payment-service's
+/// validation and is parked in the dead-letter topic.
+pub const DEAD_LETTER_EVERY: u64 = 40;
+pub const DEAD_LETTER_TOPIC: &str = "orders.created.dlq";
+
 /// Orders per second at story time `t`.
 pub fn order_rate(t: f64) -> f64 {
     if (SPIKE_FROM..SPIKE_TO).contains(&t) {

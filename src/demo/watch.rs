@@ -37,6 +37,11 @@ impl Checkpoints {
                             report.email_recovered = true;
                         }
                     }
+                    "payment-service" => {
+                        if let Some(d) = &g.dead_letters {
+                            report.dead_letters = report.dead_letters.max(d.recent);
+                        }
+                    }
                     "analytics" => {
                         if let Some(r) = &g.recommendation {
                             if r.recommended.is_some_and(|n| {
@@ -88,10 +93,15 @@ pub(super) fn summary(snap: &Snapshot, t: f64) -> Vec<String> {
                 .eta_seconds
                 .map_or("–".to_string(), |e| format!("{e:.0}s"));
             let why: Vec<&str> = g.causes.iter().map(|f| f.cause.as_str()).collect();
+            let dead = g
+                .dead_letters
+                .as_ref()
+                .filter(|d| d.recent > 0)
+                .map_or(String::new(), |d| format!("  dead letters {}", d.recent));
             rows.push((
                 a.status,
                 format!(
-                    "  {:<18} {:<6} lag {:>7}  behind {:>6}  growth {:>7}  eta {:>6}{}",
+                    "  {:<18} {:<6} lag {:>7}  behind {:>6}  growth {:>7}  eta {:>6}{}{dead}",
                     g.key.group,
                     a.status.as_str(),
                     a.lag_sum,

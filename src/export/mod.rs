@@ -4,6 +4,7 @@
 //! owners (the notifier) are appended at scrape time by the HTTP handler.
 
 mod compat;
+mod dead_letters;
 
 mod self_metrics;
 
@@ -104,6 +105,7 @@ pub fn render(
     render_topics(&mut w, sources, &granularity);
     render_partitions(&mut w, sources, &granularity);
     render_jetstream(&mut w, sources);
+    dead_letters::render(&mut w, sources);
     if plan.kafka_lag_exporter {
         compat::render(&mut w, sources, plan.kafka_lag_exporter_member_labels);
     }

@@ -183,6 +183,11 @@ struct GroupJson {
     causes: Vec<CauseJson>,
     /// The causes in one sentence, for people; null when not behind.
     diagnosis: Option<String>,
+    /// Dead letters linked to the group within `dead_letters.window`; null
+    /// when not watched.
+    dead_letters: Option<super::dead_letters::GroupDeadLettersJson>,
+    /// JetStream: redeliveries per second; null until known, and for Kafka.
+    redelivered: Option<super::dead_letters::RedeliveredJson>,
     /// Open notification incidents of this group.
     incidents: Vec<IncidentJson>,
 }
@@ -272,6 +277,8 @@ fn group_json(src: &SourceView, g: &GroupView, snap: &Snapshot) -> GroupJson {
             })
             .collect(),
         diagnosis: crate::analysis::diagnosis::sentence(&g.causes),
+        dead_letters: super::dead_letters::group(g),
+        redelivered: super::dead_letters::redelivered(g),
         incidents: incidents
             .iter()
             .filter(|i| i.group() == &g.key)
@@ -683,6 +690,6 @@ pub async fn dead_letters(State(state): State<AppState>) -> Response {
 pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "no such API path; see /api/v1/sources, /api/v1/groups, /api/v1/groups/{source}/{group}, /api/v1/group?source=S&group=G, /api/v1/dead_letters",
+        "no such API path; see /api/v1/sources, /api/v1/groups, /api/v1/groups/{source}/{group}, /api/v1/group?source=S&group=G, /api/v1/dead_letters, /api/v1/dead_letter_queues",
     )
 }

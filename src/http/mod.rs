@@ -3,6 +3,7 @@
 //! a broker, so a slow broker never slows a scrape.
 
 pub mod api;
+pub mod dead_letters;
 pub mod page;
 pub mod server;
 
@@ -81,6 +82,7 @@ pub fn router(state: AppState, request_timeout: std::time::Duration) -> Router {
         .route("/api/v1/groups/{source}/{group}", get(api::group))
         .route("/api/v1/group", get(api::group_by_query))
         .route("/api/v1/dead_letters", get(api::dead_letters))
+        .route("/api/v1/dead_letter_queues", get(dead_letters::queues))
         .route("/api", any(api::not_found))
         .route("/api/{*rest}", any(api::not_found))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))

@@ -73,6 +73,13 @@ function causeTag(x) {
   const more = x.causes.length > 1 ? ` +${x.causes.length - 1}` : "";
   return el("span", { class: "cause", title: x.diagnosis || c.evidence }, c.cause.replace(/_/g, " ") + more);
 }
+// Dead letters within the window: "≥" when part of it was not watched.
+function deadTag(x) {
+  const d = x.dead_letters;
+  if (!d) return "–";
+  const n = (d.quality === "lower_bound" ? "≥" : "") + num(d.recent);
+  return el("span", { class: d.recent > 0 ? "dead" : "", title: d.detail || `in the last ${dur(d.window_seconds)}` }, n);
+}
 function key(g) { return `${g.source}/${g.stream || ""}/${g.group}`; }
 function recText(r) { return r ? (r.recommended != null ? `${r.current ?? "?"} → ${r.recommended}` : "") + (r.reason ? ` (${r.reason})` : "") : "–"; }
 
@@ -98,7 +105,16 @@ async function detail(g, row) {
   const info = el("div", { class: "mute" }, `state ${d.group.state ?? "unknown"}, members ${d.group.members ?? "unknown"}` +
     (d.group.recommendation ? ` — ${d.group.recommendation.message}` : ""));
   if (d.group.diagnosis) info.append(el("div", { class: "why" }, "Why: " + d.group.diagnosis));
-  const cell = el("td", { colspan: "11" }, info, t);
+  const dl = d.group.dead_letters;
+  if (dl && (dl.recent > 0 || dl.detail)) {
+    info.append(el("div", { class: "why" }, `Dead letters in the last ${dur(dl.window_seconds)}: ` +
+      `${dl.quality === "lower_bound" ? "at least " : ""}${num(dl.recent)}` + (dl.detail ? ` — ${dl.detail}` : "")));
+  }
+  if (d.group.redelivered) {
+    const r = d.group.redelivered;
+    info.append(el("div", { class: "mute" }, `redelivered ${num(r.per_second)}/s` + (r.quality === "exact" ? "" : " (at most)")));
+  }
+  const cell = el("td", { colspan: "12" }, info, t);
   row.after(el("tr", { class: "detail" }, cell));
 }
 
@@ -116,6 +132,7 @@ async function refresh() {
         el("td", { class: "wide" }, x.system),
         el("td", {}, el("span", { class: "status " + (x.status || "") }, x.status || (x.state || "–")), causeTag(x)),
         el("td", { class: "num" }, num(x.lag)), el("td", { class: "num" }, behind(x.lag_seconds)),
+        el("td", { class: "num" }, deadTag(x)),
         el("td", { class: "wide " + (x.status || "") }, spark(x.trend || [])),
         el("td", { class: "num wide" }, num(x.lag_growth)), el("td", { class: "num" }, dur(x.eta_seconds)),
         el("td", { class: "wide" }, recText(x.recommendation)),

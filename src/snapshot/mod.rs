@@ -72,6 +72,65 @@ pub struct GroupView {
     pub stale_partitions: usize,
     /// For a group with no partitions: the first clean poll that missed it.
     pub absent_since: Option<Millis>,
+    /// The dead letters linked to this group (None: none linked, or not
+    /// watched).
+    pub dead_letters: Option<GroupDeadLetters>,
+    /// JetStream: redeliveries per second and how sure that is (None: not
+    /// known yet, or Kafka).
+    pub redelivered: Option<(f64, crate::analysis::dead_letters::Quality)>,
+}
+
+/// The dead letters of one group, summed over what is linked to it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupDeadLetters {
+    /// Added within the window.
+    pub recent: u64,
+    /// The window's length and how much of it was watched (seconds).
+    pub window_seconds: f64,
+    pub covered_seconds: f64,
+    pub per_second: Option<f64>,
+    /// `Exact` or `LowerBound` (lagwatch watched less than the window, or
+    /// missed advisories in it).
+    pub quality: crate::analysis::dead_letters::Quality,
+    /// Some of it is the last known value: not read at this poll.
+    pub stale: bool,
+    /// Where they went or why, in words: `orders.created.dlq`,
+    /// `max_deliveries`, with the last event when known.
+    pub detail: String,
+}
+
+/// One dead-letter queue (Kafka) or one consumer's advisories of one reason
+/// (JetStream), as of its source's last poll.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetterView {
+    pub reason: crate::model::DeadLetterReason,
+    /// The topic (Kafka, as named by the dead-letter topic) or stream.
+    pub topic: Arc<str>,
+    pub dead_letter_topic: Option<Arc<str>>,
+    /// The group it is linked to (an explicit link, the JetStream consumer,
+    /// the only group that consumes `topic`); None: no group, or several.
+    pub group: Option<Arc<str>>,
+    /// Every group of this source that consumes `topic` (Kafka).
+    pub consumers: Vec<Arc<str>>,
+    /// Kafka: messages ever written to the topic; JetStream: advisories since
+    /// lagwatch subscribed.
+    pub total: u64,
+    pub recent: u64,
+    pub covered_seconds: f64,
+    pub per_second: Option<f64>,
+    pub quality: crate::analysis::dead_letters::Quality,
+    /// Kafka: messages stored now.
+    pub stored: Option<u64>,
+    /// Kafka: groups consuming the dead-letter topic and their lag.
+    pub drained_by: Vec<(Arc<str>, u64)>,
+    /// Kafka: messages no group has consumed yet (the least lag of those
+    /// draining it; all stored when nobody does).
+    pub undrained: Option<u64>,
+    pub last: Option<String>,
+    pub last_added: Option<Millis>,
+    /// When it was read; older than the source's last poll: stale.
+    pub read_at: Millis,
+    pub absent_since: Option<Millis>,
 }
 
 impl GroupView {
@@ -91,6 +150,8 @@ impl GroupView {
             read_at: at,
             stale_partitions: 0,
             absent_since: None,
+            dead_letters: None,
+            redelivered: None,
         }
     }
 }
@@ -136,6 +197,10 @@ pub struct SourceView {
     /// Groups likewise, sorted by key.
     pub groups: Arc<Vec<GroupView>>,
     pub streams: Arc<Vec<StreamState>>,
+    /// Dead-letter queues and advisory counts, sorted; kept stale like groups.
+    pub dead_letters: Arc<Vec<DeadLetterView>>,
+    /// JetStream: the advisory subscription (None: not subscribed; Kafka).
+    pub advisories: Option<crate::model::AdvisoryState>,
 }
 
 impl SourceView {
@@ -152,6 +217,8 @@ impl SourceView {
             partitions: Arc::default(),
             groups: Arc::default(),
             streams: Arc::default(),
+            dead_letters: Arc::default(),
+            advisories: None,
         }
     }
 }

@@ -52,6 +52,9 @@ pub struct JetstreamPoller {
     /// Whether reading them is allowed now (see `source::exact`).
     written_backoff: exact::Backoff,
     client: Option<async_nats::Client>,
+    /// Dead letters: the advisory subscription and what it counted.
+    advisories: super::advisories::Advisories,
+    dead_letters: Arc<crate::analysis::dead_letters::DeadLetterSettings>,
 }
 
 impl std::fmt::Debug for JetstreamPoller {
@@ -75,7 +78,18 @@ impl JetstreamPoller {
             written: HashMap::new(),
             written_backoff: exact::Backoff::default(),
             client: None,
+            advisories: super::advisories::Advisories::default(),
+            dead_letters: Arc::default(),
         }
+    }
+
+    /// Count dead letters as these settings say (advisories on or off).
+    pub fn with_dead_letters(
+        mut self,
+        d: Arc<crate::analysis::dead_letters::DeadLetterSettings>,
+    ) -> Self {
+        self.dead_letters = d;
+        self
     }
 
     /// Watch only the consumers (and streams) that belong to `shard`.
@@ -127,6 +141,7 @@ impl JetstreamPoller {
             }
         }
         let id = self.id.clone();
+        let counts = self.advisories.counts();
         let client = opts
             .name(format!("lagwatch-{}", self.id))
             .connection_timeout(self.timing.request_timeout)
@@ -134,6 +149,15 @@ impl JetstreamPoller {
             .max_reconnects(None)
             .event_callback(move |event| {
                 let id = id.clone();
+                match &event {
+                    async_nats::Event::Disconnected => {
+                        super::advisories::Advisories::disconnected(&counts);
+                    }
+                    async_nats::Event::ServerError(async_nats::ServerError::Other(m)) => {
+                        super::advisories::Advisories::server_error(&counts, m);
+                    }
+                    _ => {}
+                }
                 async move { tracing::debug!(source = %id, %event, "NATS connection event") }
             })
             .connect(self.config.servers.join(","))
@@ -256,6 +280,12 @@ impl Poller for JetstreamPoller {
                 message: "not connected to NATS (reconnecting in the background)".into(),
             });
         }
+        let d = self.dead_letters.clone();
+        if d.enabled && d.advisories {
+            self.advisories
+                .ensure(&client, &self.id, d.max_tracked)
+                .await;
+        }
         let mut data = PollData::default();
         let read_started = Millis::now();
         let stream_subject = format!("{}.STREAM.LIST", self.config.api_prefix);
@@ -322,6 +352,32 @@ impl Poller for JetstreamPoller {
         }
         self.read_timestamps(client, &mut data.samples, &mut data.partial_errors)
             .await;
+        if d.enabled && d.advisories {
+            let connected = client.connection_state() == async_nats::connection::State::Connected;
+            // Quiet for twice the window: nothing of it is "recent" any more.
+            let forget = i64::try_from(d.window.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
+            // Every consumer read (not the ephemeral aggregate: advisories
+            // name the real consumer).
+            let consumers: Vec<(Arc<str>, Arc<str>)> = data
+                .samples
+                .iter()
+                .filter(|s| &*s.key.group.group != EPHEMERAL_NAME)
+                .filter_map(|s| Some((s.key.group.scope.clone()?, s.key.group.group.clone())))
+                .collect();
+            let (readings, state) = self.advisories.readings(
+                connected,
+                &consumers,
+                |stream, consumer| {
+                    self.config.stream_filter.allows(stream)
+                        && self.config.consumer_filter.allows(consumer)
+                        && self.owns_consumer(stream, consumer)
+                },
+                forget,
+                &self.id,
+            );
+            data.dead_letters = readings;
+            data.advisories = Some(state);
+        }
         Ok(data)
     }
 }
@@ -604,6 +660,10 @@ fn merge(mut acc: Sample, s: &Sample) -> Sample {
         a.num_redelivered = a.num_redelivered.saturating_add(b.num_redelivered);
         a.num_waiting = a.num_waiting.saturating_add(b.num_waiting);
         a.delivered_stream_seq = a.delivered_stream_seq.min(b.delivered_stream_seq);
+        // Ephemeral consumers come and go: their sums jump, so the aggregate
+        // has no redelivery count.
+        a.deliveries = None;
+        a.redelivery_marker = None;
         a.ack_floor_stream_seq = a.ack_floor_stream_seq.min(b.ack_floor_stream_seq);
         a.push_bound |= b.push_bound;
     }
@@ -710,6 +770,7 @@ struct ConsumerConfig {
 #[serde(default)]
 struct SeqPair {
     stream_seq: u64,
+    consumer_seq: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -813,6 +874,10 @@ impl ConsumerInfo {
                 push_bound: self.push_bound,
                 filtered: self.is_filtered(stream),
                 filter_subject: self.single_filter(),
+                deliveries: Some(self.delivered.consumer_seq),
+                redelivery_marker: (!self.is_filtered(stream)).then(|| {
+                    to_i64(self.delivered.consumer_seq) - to_i64(self.delivered.stream_seq)
+                }),
             })),
             oldest_written: None,
         }

@@ -2,6 +2,7 @@
 //! source polls on its own interval (polls of one source never overlap; a slow
 //! source never delays another) and sends one [`PollBatch`] per poll.
 
+pub mod advisories;
 pub mod exact;
 pub mod jetstream;
 pub mod kafka;
@@ -43,6 +44,7 @@ pub fn spawn(
     let id = source.id.clone();
     let system = source.system();
     let shard = settings.shard;
+    let dead_letters = std::sync::Arc::new(settings.analysis.dead_letters.clone());
     let source = source.clone();
     async move {
         let mut backoff = RESTART_BACKOFF;
@@ -51,6 +53,7 @@ pub fn spawn(
             let task = tokio::spawn(run_source(
                 source.clone(),
                 shard,
+                dead_letters.clone(),
                 exact.clone(),
                 tx.clone(),
                 cancel.clone(),
@@ -97,6 +100,7 @@ pub fn spawn(
 async fn run_source(
     source: SourceSettings,
     shard: crate::config::Shard,
+    dead_letters: std::sync::Arc<crate::analysis::dead_letters::DeadLetterSettings>,
     exact: tokio::sync::watch::Receiver<crate::model::ExactRequests>,
     tx: mpsc::Sender<PollBatch>,
     cancel: CancellationToken,
@@ -106,12 +110,14 @@ async fn run_source(
         SourceKind::Kafka(k) => {
             let poller = kafka::KafkaPoller::new(id.clone(), k, timing)
                 .with_shard(shard)
+                .with_dead_letters(dead_letters)
                 .with_exact_requests(exact);
             poll_loop(poller, id, System::Kafka, timing, tx, cancel).await
         }
         SourceKind::Jetstream(j) => {
             let poller = jetstream::JetstreamPoller::new(id.clone(), j, timing)
                 .with_shard(shard)
+                .with_dead_letters(dead_letters)
                 .with_exact_requests(exact);
             poll_loop(poller, id, System::Jetstream, timing, tx, cancel).await
         }

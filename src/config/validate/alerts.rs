@@ -304,7 +304,7 @@ fn rule(r: &raw::Rule, a: &raw::Alerts, at: &At, p: &mut Problems) -> Option<Rul
         p.push(
             &at.key("condition"),
             "is required: one of lag_messages, lag_seconds, growth, eta, status, \
-             lost_messages, loss_within, replicas_short",
+             lost_messages, loss_within, replicas_short, dead_letters",
         );
         return None;
     };
@@ -421,6 +421,8 @@ fn threshold(
         (C::Growth, Some(T::Number(n))) => number(*n).map(Condition::GrowthAbove),
         (C::LostMessages, Some(T::Number(n))) => number(*n).map(Condition::LostMessagesAbove),
         (C::LostMessages, None) => Ok(Condition::LostMessagesAbove(0.0)),
+        (C::DeadLetters, Some(T::Number(n))) => number(*n).map(Condition::DeadLettersAbove),
+        (C::DeadLetters, None) => Ok(Condition::DeadLettersAbove(0.0)),
         (C::LagSeconds, Some(T::Duration(d))) => duration(d).map(Condition::LagSecondsAbove),
         (C::Eta, Some(T::Duration(d))) => duration(d).map(Condition::EtaAbove),
         (C::LossWithin, Some(T::Duration(d))) => duration(d).map(Condition::LossWithin),

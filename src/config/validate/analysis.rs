@@ -46,6 +46,7 @@ pub(super) fn settings(a: &raw::Analysis, at: &At, p: &mut Problems) -> Option<S
             max_error: a.exact_time_lag.max_error.get(),
         },
         diagnosis: diagnosis?,
+        dead_letters: crate::analysis::dead_letters::DeadLetterSettings::default(),
     })
 }
 

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod analysis;
+mod dead_letters;
 mod recommend;
 mod sources;
 
@@ -27,7 +28,11 @@ pub(crate) fn settings(raw: &Config, hostname: Option<&str>, p: &mut Problems) -
     check_timeout(p, &root.key("request_timeout"), raw.request_timeout);
     let shutdown_timeout = positive(p, &root.key("shutdown_timeout"), raw.shutdown_timeout);
     let shard = shard(&raw.shard, hostname, &root.key("shard"), p);
-    let analysis = analysis::settings(&raw.analysis, &root.key("analysis"), p);
+    let mut analysis = analysis::settings(&raw.analysis, &root.key("analysis"), p);
+    let dead_letters = dead_letters::settings(&raw.dead_letters, &root.key("dead_letters"), p);
+    if let (Some(a), Some(d)) = (analysis.as_mut(), dead_letters) {
+        a.dead_letters = d;
+    }
     let recommend = recommend::settings(&raw.recommend, &root.key("recommend"), p);
     let alerts = alerts::settings(&raw.alerts, &root.key("alerts"), p);
     let sources = sources::settings(raw, &root.key("sources"), p);

@@ -23,8 +23,15 @@ impl Poll<'_> {
         &mut self,
         readings: &Readings,
         topics: &Topics,
+        dead_letters: &[super::dead_letters::Found],
     ) -> Result<Offsets, PollFailure> {
-        let wanted = lag::partitions_to_list(readings, topics);
+        let mut wanted = lag::partitions_to_list(readings, topics);
+        // Dead-letter topics no group consumes are read too (their heads).
+        let known: std::collections::HashSet<Tp> = wanted.iter().cloned().collect();
+        let extra: Vec<Tp> = super::dead_letters::partitions(dead_letters)
+            .filter(|tp| !known.contains(tp))
+            .collect();
+        wanted.extend(extra);
         self.trace.partitions = wanted.len();
         let started = Instant::now();
         self.plan.step("ListOffsets")?;

@@ -26,6 +26,7 @@
 mod admin;
 mod assignment;
 mod context;
+mod dead_letters;
 mod describe;
 mod lag;
 mod list_groups;
@@ -89,6 +90,7 @@ pub struct KafkaPoller {
     running: Arc<tokio::sync::Mutex<()>>,
     /// AWS MSK IAM's credential cache and refresher, started on the first poll.
     msk_iam: Option<Arc<msk_iam::MskIam>>,
+    dead_letters: Arc<crate::analysis::dead_letters::DeadLetterSettings>,
 }
 
 impl std::fmt::Debug for KafkaPoller {
@@ -148,6 +150,7 @@ impl KafkaPoller {
             timestamps: Arc::default(),
             running: Arc::default(),
             msk_iam: None,
+            dead_letters: Arc::default(),
         }
     }
 
@@ -201,6 +204,15 @@ impl KafkaPoller {
                 None
             }
         }
+    }
+
+    /// Watch the dead-letter topics these settings recognise.
+    pub fn with_dead_letters(
+        mut self,
+        d: Arc<crate::analysis::dead_letters::DeadLetterSettings>,
+    ) -> Self {
+        self.dead_letters = d;
+        self
     }
 
     /// Watch only the groups that belong to `shard`.
@@ -348,6 +360,7 @@ impl KafkaPoller {
                 .unwrap_or_default(),
             fetcher: None,
             timestamps: self.timestamps.clone(),
+            dead_letters: self.dead_letters.clone(),
         }
     }
 

@@ -14,7 +14,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use super::admin::{Admin, AdminError};
 use super::context::connectivity_kind;
 use super::trace::PollTrace;
-use super::{drain, lag, timestamps, Client};
+use super::{dead_letters, drain, lag, timestamps, Client};
 use crate::config::{NameFilter, Shard};
 use crate::model::{
     ConsumerKey, ErrorKind, ExactRequests, Millis, PollData, PollFailure, RetentionLimits, Sample,
@@ -44,6 +44,8 @@ pub(super) struct Plan {
     pub exact: ExactRequests,
     pub fetcher: Option<Arc<timestamps::Fetcher>>,
     pub timestamps: Arc<Mutex<timestamps::Cache>>,
+    /// Which topics are dead-letter topics (read with step 5).
+    pub dead_letters: Arc<crate::analysis::dead_letters::DeadLetterSettings>,
 }
 
 impl Plan {
@@ -255,8 +257,9 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
     poll.trace.groups = listed.groups.len();
     let mut readings = poll.offset_fetch(&listed.groups, &topics)?;
     let described = poll.describe(&listed, &mut readings, &topics)?;
+    let dlqs = dead_letters::find(&topics, plan);
     let read_started = Millis::now();
-    let offsets = poll.list_offsets(&readings, &topics)?;
+    let offsets = poll.list_offsets(&readings, &topics, &dlqs)?;
     // The latest offsets were read during that call: the poll's points are
     // stamped with its middle, not with the poll's start.
     let read_at = Millis((read_started.0 + Millis::now().0) / 2);
@@ -268,6 +271,10 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
         &offsets.latest,
         &offsets.earliest,
     );
+    let mut skipped = 0;
+    let dead = dead_letters::readings(&dlqs, &offsets.latest, &offsets.earliest, &mut skipped);
+    // A dead-letter topic not read is stale, not gone: the poll is not clean.
+    poll.count(ErrorKind::ListOffsets, skipped);
     poll.read_timestamps(&mut assembled.samples);
     poll.trace.samples = assembled.samples.len();
     client.context().clear_problem();
@@ -280,6 +287,8 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
             streams: Vec::new(),
             retention: Vec::new(),
             read_at: Some(read_at),
+            dead_letters: dead,
+            advisories: None,
         },
         trace: poll.trace,
         describe_failed: described.failed,

@@ -19,7 +19,11 @@ use crate::model::{
     PollFailure, RetentionLimits, Sample, SourceId, StreamState, System,
 };
 use crate::recommend::{self, PartitionInput, RecommendState};
-use crate::snapshot::{GroupView, PartitionView, Snapshot, SourceView, TREND_POINTS};
+use crate::snapshot::{
+    DeadLetterView, GroupView, PartitionView, Snapshot, SourceView, TREND_POINTS,
+};
+
+mod dead_letters;
 
 /// What the engine remembers about one group between polls. One map, expired in
 /// one place when the group vanishes from its source's successful poll.
@@ -59,6 +63,26 @@ pub struct Engine {
     gone_after: HashMap<SourceId, std::time::Duration>,
     health: Option<Arc<crate::health::Health>>,
     state: Option<Arc<crate::state::StateStore>>,
+    /// Dead-letter counts (see `dead_letters`), expired with their views.
+    dead: HashMap<dead_letters::DeadKey, analysis::dead_letters::Counter>,
+    /// JetStream redeliveries per consumer, and how sure they are.
+    redeliveries: HashMap<
+        ConsumerKey,
+        (
+            analysis::dead_letters::Quality,
+            analysis::dead_letters::Counter,
+        ),
+    >,
+    advisory_gaps: HashMap<SourceId, dead_letters::Gaps>,
+}
+
+/// What one successful poll made of a source.
+struct Analysed {
+    partitions: Vec<PartitionView>,
+    groups: Vec<GroupView>,
+    streams: Vec<StreamState>,
+    dead_letters: Vec<DeadLetterView>,
+    advisories: Option<crate::model::AdvisoryState>,
 }
 
 /// A key whose time lag needed reading exactly stays asked for this many polls,
@@ -135,6 +159,9 @@ impl Engine {
             gone_after: cfg.gone_after,
             health: cfg.health,
             state: cfg.state,
+            dead: HashMap::new(),
+            redeliveries: HashMap::new(),
+            advisory_gaps: HashMap::new(),
         };
         engine.publish(Millis::now());
         (engine, rx)
@@ -191,9 +218,7 @@ impl Engine {
         let analysed = result.map(|data| self.analyse(&source, system, at, data));
         if let Some(view) = self.sources.get_mut(&source) {
             match analysed {
-                Ok((partitions, groups, streams)) => {
-                    succeeded(view, at, partitions, groups, streams);
-                }
+                Ok(a) => succeeded(view, at, a),
                 Err(failure) => failed(view, at, failure),
             }
         }
@@ -207,13 +232,15 @@ impl Engine {
         system: System,
         at: Millis,
         data: PollData,
-    ) -> (Vec<PartitionView>, Vec<GroupView>, Vec<StreamState>) {
+    ) -> Analysed {
         let PollData {
             samples,
             groups: infos,
             streams,
             retention,
             partial_errors,
+            dead_letters,
+            advisories,
             ..
         } = data;
         let limits: HashMap<Arc<str>, RetentionLimits> = retention.into_iter().collect();
@@ -234,10 +261,26 @@ impl Engine {
         for g in groups.values_mut() {
             self.roll_up(g, &partitions, at);
         }
+        let dead_letters = self.fold_dead_letters(
+            source,
+            system,
+            at,
+            dead_letters,
+            advisories,
+            &mut groups,
+            &partitions,
+            absence,
+        );
         // The per-group state of this source's groups that vanished goes with them.
         self.groups
             .retain(|k, _| &k.source != source || groups.contains_key(k));
-        (partitions, groups.into_values().collect(), streams)
+        Analysed {
+            partitions,
+            groups: groups.into_values().collect(),
+            streams,
+            dead_letters,
+            advisories,
+        }
     }
 
     /// One view per sample, analysed at `at`; counts history restarts and expires
@@ -449,13 +492,7 @@ impl Engine {
 }
 
 /// A successful poll replaces the source's views.
-fn succeeded(
-    view: &mut SourceView,
-    at: Millis,
-    partitions: Vec<PartitionView>,
-    groups: Vec<GroupView>,
-    streams: Vec<StreamState>,
-) {
+fn succeeded(view: &mut SourceView, at: Millis, a: Analysed) {
     if !view.up {
         tracing::info!(source = %view.id, system = %view.system, "source is up");
     }
@@ -464,9 +501,11 @@ fn succeeded(
     view.up = true;
     view.last_success = Some(at);
     view.last_error = None;
-    view.partitions = Arc::new(partitions);
-    view.groups = Arc::new(groups);
-    view.streams = Arc::new(streams);
+    view.partitions = Arc::new(a.partitions);
+    view.groups = Arc::new(a.groups);
+    view.streams = Arc::new(a.streams);
+    view.dead_letters = Arc::new(a.dead_letters);
+    view.advisories = a.advisories;
 }
 
 /// A failed poll keeps the source's views: they are now stale (read before
@@ -707,6 +746,15 @@ fn observation(g: &GroupView) -> Option<Observation> {
         recommended_replicas: rec.and_then(|r| r.recommended),
         recommendation_reason: rec.map(|r| r.message.clone()),
         diagnosis: analysis::diagnosis::sentence(&g.causes),
+        // A count not read at this poll is not one to decide on.
+        dead_letters: g.dead_letters.as_ref().filter(|d| !d.stale).map(|d| {
+            crate::alert::DeadLetterObservation {
+                recent: d.recent,
+                window_seconds: d.window_seconds,
+                lower_bound: d.quality != analysis::dead_letters::Quality::Exact,
+                detail: d.detail.clone(),
+            }
+        }),
     })
 }
 
@@ -909,6 +957,80 @@ mod tests {
                 .map(|a| a.status),
             Some(Status::Ok)
         );
+    }
+
+    /// A dead-letter topic of `orders` (which only `g` consumes): counted
+    /// from its first reading, linked to `g`, kept stale (and not decided on)
+    /// when a poll could not read it.
+    #[test]
+    fn dead_letters_are_linked_counted_from_the_first_reading_and_held_when_not_read() {
+        use crate::analysis::dead_letters::Quality;
+        use crate::model::{DeadLetterReading, DeadLetterReason};
+        let (mut e, _rx) = engine();
+        let batch = |e: &mut Engine, t: i64, total: Option<u64>| {
+            let at = Millis(1_800_000_000_000 + t * 1000);
+            e.apply(PollBatch {
+                source: SourceId::new(S),
+                system: System::Kafka,
+                at,
+                duration: std::time::Duration::ZERO,
+                result: Ok(PollData {
+                    samples: vec![sample("g", 0, 5)],
+                    dead_letters: total
+                        .map(|total| DeadLetterReading {
+                            reason: DeadLetterReason::DeadLetterTopic,
+                            topic: Arc::from("orders"),
+                            dead_letter_topic: Some(Arc::from("orders.dlq")),
+                            group: None,
+                            total,
+                            stored: Some(total),
+                            last: None,
+                            owned: true,
+                        })
+                        .into_iter()
+                        .collect(),
+                    partial_errors: if total.is_none() {
+                        vec![(ErrorKind::ListOffsets, 1)]
+                    } else {
+                        Vec::new()
+                    },
+                    ..PollData::default()
+                }),
+            });
+            let src = &e.sources[&SourceId::new(S)];
+            (
+                src.dead_letters.first().cloned(),
+                src.groups[0].dead_letters.clone(),
+                observation(&src.groups[0]).and_then(|o| o.dead_letters),
+            )
+        };
+        // t=0: 100 messages were there before lagwatch: none is recent.
+        let (v, g, o) = batch(&mut e, 0, Some(100));
+        let v = v.unwrap();
+        assert_eq!((v.total, v.recent, v.undrained), (100, 0, Some(100)));
+        assert_eq!(
+            v.group.as_deref(),
+            Some("g"),
+            "the only group reading orders"
+        );
+        let g = g.unwrap();
+        assert_eq!(
+            (g.recent, g.quality),
+            (0, Quality::LowerBound),
+            "1h not watched yet"
+        );
+        assert!(o.is_some_and(|o| o.lower_bound));
+        // t=10: 4 more, 0.4/s.
+        let (v, g, _) = batch(&mut e, 10, Some(104));
+        let v = v.unwrap();
+        assert_eq!(v.recent, 4);
+        assert!((v.per_second.unwrap() - 0.4).abs() < 1e-9);
+        assert!(g.unwrap().detail.contains("orders to orders.dlq"));
+        // t=20: not read: the last figures, stale; the rules decide nothing.
+        let (v, g, o) = batch(&mut e, 20, None);
+        assert_eq!(v.unwrap().recent, 4);
+        assert!(g.unwrap().stale);
+        assert_eq!(o, None);
     }
 
     /// kafka-lag-exporter's per-partition series name the owning member
