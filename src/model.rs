@@ -365,10 +365,16 @@ pub struct DeadLetterReading {
     /// The most recent event, in words (JetStream: the stream sequence and
     /// deliveries of the last advisory), for notifications.
     pub last: Option<String>,
-    /// Sharded: this process reports it even when none of its own groups
-    /// links it (every shard reads every dead-letter topic; one reports the
-    /// unlinked ones).
+    /// This process reports it (sharded: the shard owning the linked group,
+    /// or the dead-letter topic's name when no link names a group).
     pub owned: bool,
+    /// Kafka: this process sees every group of the cluster (not sharded, no
+    /// group filter or list), so "the only group consuming the topic" and
+    /// "nobody drains it" can be told. JetStream: true.
+    pub sees_all_groups: bool,
+    /// Kafka: the dead-letter topic's partitions (a drainer must cover them
+    /// all). JetStream: 0.
+    pub partitions: u32,
 }
 
 /// What the JetStream advisory subscription could have missed.
@@ -378,8 +384,10 @@ pub struct AdvisoryState {
     pub subscribed: bool,
     /// Since when advisories have been counted (the first subscription).
     pub since: Option<Millis>,
-    /// Times the connection dropped since then: advisories published while
-    /// disconnected are lost (core NATS keeps nothing for an absent subscriber).
+    /// Stretches since then whose advisories may be missing: the connection
+    /// dropped (core NATS keeps nothing for an absent subscriber), the client
+    /// fell behind (slow consumer), a subscription had to be made again, or
+    /// advisories were left out at `max_tracked`.
     pub gaps: u64,
 }
 

@@ -49,6 +49,18 @@ fn rfc3339_s(v: &Value) -> f64 {
         .as_secs_f64()
 }
 
+/// Whether `ready` held within `timeout` (the caller says what it saw).
+fn wait_for(timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
 /// Events of `times` within `[from, to]`.
 fn between(times: &[f64], from: f64, to: f64) -> usize {
     times.iter().filter(|t| **t > from && **t <= to).count()
@@ -167,10 +179,13 @@ fn a_consumer_parking_every_tenth_event_shows_the_count_rate_link_and_undrained_
     producer.join().unwrap();
     consumer.join().unwrap();
     let written = parked.lock().unwrap().len() as u64;
-    wait_until("every park counted", Duration::from_secs(30), || {
-        queue(&d, |q| q["dead_letter_topic"] == dlq.as_str())
+    let mut last = None;
+    let counted = wait_for(Duration::from_secs(30), || {
+        last = queue(&d, |q| q["dead_letter_topic"] == dlq.as_str());
+        last.as_ref()
             .is_some_and(|q| q["total"] == written && q["recent"] == written)
     });
+    assert!(counted, "{written} parked, lagwatch says {last:?}");
     // Beside the group's lag, in its own JSON and on /metrics.
     let gj = group(&d, "k", &g).unwrap();
     assert_eq!(gj["group"]["dead_letters"]["recent"], written, "{gj}");

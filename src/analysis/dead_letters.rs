@@ -138,8 +138,10 @@ pub struct Counter {
     head: Option<(Millis, u64)>,
     last_raw: Option<i64>,
     total: u64,
-    /// Times the reading went down (recreated, skipped): counted as nothing.
+    /// Times the reading went down (recreated, restarted, skipped).
     pub resets: u64,
+    /// When it last went down: what happened around then may be missing.
+    pub last_reset: Option<Millis>,
     /// When the count last grew.
     pub last_added: Option<Millis>,
 }
@@ -156,17 +158,33 @@ impl Counter {
         }
     }
 
-    /// Adds a reading. `keep` is the longest span asked about later.
+    /// Adds a reading of a difference that may go down without anything
+    /// being undone (a stream sequence that skipped): a fall adds nothing.
+    /// `keep` is the longest span asked about later.
     pub fn record(&mut self, at: Millis, raw: i64, keep: Duration) {
+        self.add(at, raw, keep, false);
+    }
+
+    /// Adds a reading of a count that only grows until it starts again from
+    /// 0 (a topic recreated, a subscription made again): after a fall the
+    /// new reading is all new.
+    pub fn record_count(&mut self, at: Millis, raw: i64, keep: Duration) {
+        self.add(at, raw, keep, true);
+    }
+
+    fn add(&mut self, at: Millis, raw: i64, keep: Duration, restarts: bool) {
         let Some(prev) = self.last_raw else {
             *self = Counter::starting(at, raw);
             return;
         };
         self.last_raw = Some(raw);
-        let delta = raw.saturating_sub(prev);
+        let mut delta = raw.saturating_sub(prev);
         if delta < 0 {
             self.resets += 1;
-        } else if delta > 0 {
+            self.last_reset = Some(at);
+            delta = if restarts { raw.max(0) } else { 0 };
+        }
+        if delta > 0 {
             self.total = self.total.saturating_add(u64::try_from(delta).unwrap_or(0));
             self.last_added = Some(at);
         }
@@ -310,13 +328,21 @@ mod tests {
     }
 
     #[test]
-    fn a_reading_that_goes_down_adds_nothing_and_counting_goes_on() {
+    fn a_difference_that_goes_down_adds_nothing_and_a_count_that_restarts_adds_all() {
         let mut c = Counter::default();
         c.record(Millis(T0), 500, HOUR);
         c.record(Millis(T0 + 10_000), 510, HOUR);
-        // The topic was recreated: its offsets start again at 0.
+        // A stream sequence skipped: the difference falls; nothing undone.
         c.record(Millis(T0 + 20_000), 0, HOUR);
         c.record(Millis(T0 + 30_000), 4, HOUR);
+        assert_eq!(c.total(), 14);
+        assert_eq!((c.resets, c.last_reset), (1, Some(Millis(T0 + 20_000))));
+        let mut c = Counter::default();
+        c.record_count(Millis(T0), 500, HOUR);
+        c.record_count(Millis(T0 + 10_000), 510, HOUR);
+        // The topic was recreated and 3 written before the next poll.
+        c.record_count(Millis(T0 + 20_000), 3, HOUR);
+        c.record_count(Millis(T0 + 30_000), 4, HOUR);
         assert_eq!(c.total(), 14);
         assert_eq!(c.resets, 1);
     }

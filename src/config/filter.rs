@@ -30,6 +30,11 @@ impl NameFilter {
         })
     }
 
+    /// Neither list is set: every name is allowed.
+    pub fn allows_all(&self) -> bool {
+        self.allow.is_none() && self.deny.is_none()
+    }
+
     pub fn allows(&self, name: &str) -> bool {
         self.allow.as_ref().is_none_or(|a| a.is_match(name))
             && !self.deny.as_ref().is_some_and(|d| d.is_match(name))

@@ -3,6 +3,10 @@
 use super::story;
 use crate::config::Settings;
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one YAML document, easier to read whole than split"
+)]
 /// The demo's lagwatch config: the mock Kafka (explicit groups: the mock cluster
 /// has no ListGroups), the JetStream server if any, short windows for the story.
 pub(super) fn demo_config(

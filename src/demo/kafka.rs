@@ -75,7 +75,7 @@ pub(super) fn producer(bootstrap: String, speed: f64, start: Instant, stop: Arc<
             // fail validation and are parked, as a Spring or Kafka Connect
             // dead-letter handler would.
             if (story::SPIKE_FROM..story::SPIKE_TO).contains(&t)
-                && n % story::DEAD_LETTER_EVERY == 0
+                && n.is_multiple_of(story::DEAD_LETTER_EVERY)
             {
                 let _ = p.send(
                     BaseRecord::to(story::DEAD_LETTER_TOPIC)

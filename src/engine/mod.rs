@@ -74,6 +74,7 @@ pub struct Engine {
         ),
     >,
     advisory_gaps: HashMap<SourceId, dead_letters::Gaps>,
+    dead_links: dead_letters::Links,
 }
 
 /// What one successful poll made of a source.
@@ -162,6 +163,7 @@ impl Engine {
             dead: HashMap::new(),
             redeliveries: HashMap::new(),
             advisory_gaps: HashMap::new(),
+            dead_links: dead_letters::Links::default(),
         };
         engine.publish(Millis::now());
         (engine, rx)
@@ -986,6 +988,8 @@ mod tests {
                             stored: Some(total),
                             last: None,
                             owned: true,
+                            sees_all_groups: true,
+                            partitions: 1,
                         })
                         .into_iter()
                         .collect(),
@@ -1031,6 +1035,87 @@ mod tests {
         assert_eq!(v.unwrap().recent, 4);
         assert!(g.unwrap().stale);
         assert_eq!(o, None);
+    }
+
+    /// A second reader of the topic does not take the dead letters away from
+    /// the group that had them; a dead-letter topic that appears after a
+    /// clean poll is new, all of it.
+    #[test]
+    fn dead_letter_links_stay_and_a_new_dead_letter_topic_counts_whole() {
+        use crate::model::{DeadLetterReading, DeadLetterReason};
+        let (mut e, _rx) = engine();
+        let dlq = |name: &str, total: u64| DeadLetterReading {
+            reason: DeadLetterReason::DeadLetterTopic,
+            topic: Arc::from("orders"),
+            dead_letter_topic: Some(Arc::from(name)),
+            group: None,
+            total,
+            stored: Some(total),
+            last: None,
+            owned: true,
+            sees_all_groups: true,
+            partitions: 1,
+        };
+        let batch = |e: &mut Engine, t: i64, samples: Vec<Sample>, dead: Vec<DeadLetterReading>| {
+            e.apply(PollBatch {
+                source: SourceId::new(S),
+                system: System::Kafka,
+                at: Millis(1_800_000_000_000 + t * 1000),
+                duration: std::time::Duration::ZERO,
+                result: Ok(PollData {
+                    samples,
+                    dead_letters: dead,
+                    ..PollData::default()
+                }),
+            });
+            let src = &e.sources[&SourceId::new(S)];
+            src.dead_letters
+                .iter()
+                .map(|v| {
+                    (
+                        v.dead_letter_topic.as_deref().unwrap_or("").to_string(),
+                        v.group.as_deref().unwrap_or("").to_string(),
+                        v.recent,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let got = batch(
+            &mut e,
+            0,
+            vec![sample("g", 0, 5)],
+            vec![dlq("orders.dlq", 10)],
+        );
+        assert_eq!(got, vec![("orders.dlq".into(), "g".into(), 0)]);
+        // h starts reading orders too: the queue stays g's.
+        let both = || vec![sample("g", 0, 5), sample("h", 0, 5)];
+        let got = batch(&mut e, 10, both(), vec![dlq("orders.dlq", 12)]);
+        assert_eq!(got, vec![("orders.dlq".into(), "g".into(), 2)]);
+        // A Spring .DLT created by its first 3 dead letters since the last
+        // (clean) poll: all 3 are recent. It is not linked: two groups read
+        // orders and nothing says whose it is.
+        let got = batch(
+            &mut e,
+            20,
+            both(),
+            vec![dlq("orders.dlq", 12), dlq("orders.DLT", 3)],
+        );
+        assert_eq!(
+            got,
+            vec![
+                ("orders.DLT".into(), "".into(), 3),
+                ("orders.dlq".into(), "g".into(), 2)
+            ]
+        );
+        // g's summary only has its own; h has none known.
+        let src = &e.sources[&SourceId::new(S)];
+        let summary = |name: &str| {
+            src.groups
+                .iter()
+                .find(|g| &*g.key.group == name)
+                .and_then(|g| g.dead_letters.as_ref().map(|d| d.recent))
+        };
+        assert_eq!((summary("g"), summary("h")), (Some(2), None));
     }
 
     /// kafka-lag-exporter's per-partition series name the owning member

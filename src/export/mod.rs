@@ -105,7 +105,7 @@ pub fn render(
     render_topics(&mut w, sources, &granularity);
     render_partitions(&mut w, sources, &granularity);
     render_jetstream(&mut w, sources);
-    dead_letters::render(&mut w, sources);
+    dead_letters::render(&mut w, sources, at);
     if plan.kafka_lag_exporter {
         compat::render(&mut w, sources, plan.kafka_lag_exporter_member_labels);
     }

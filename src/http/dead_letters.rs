@@ -124,7 +124,7 @@ pub async fn queues(State(state): State<AppState>) -> Response {
         .iter()
         .flat_map(|s| s.dead_letters.iter().map(move |v| queue(s, v)))
         .collect();
-    list.sort_by(|a, b| b.recent.cmp(&a.recent));
+    list.sort_by_key(|q| std::cmp::Reverse(q.recent));
     let advisories: Vec<serde_json::Value> = snap
         .sources
         .iter()

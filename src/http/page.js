@@ -78,7 +78,8 @@ function deadTag(x) {
   const d = x.dead_letters;
   if (!d) return "–";
   const n = (d.quality === "lower_bound" ? "≥" : "") + num(d.recent);
-  return el("span", { class: d.recent > 0 ? "dead" : "", title: d.detail || `in the last ${dur(d.window_seconds)}` }, n);
+  const title = (d.detail || `in the last ${dur(d.window_seconds)}`) + (d.stale ? " (could not be read at the last poll: last known)" : "");
+  return el("span", { class: (d.recent > 0 ? "dead" : "") + (d.stale ? " stale" : ""), title }, n + (d.stale ? " (stale)" : ""));
 }
 function key(g) { return `${g.source}/${g.stream || ""}/${g.group}`; }
 function recText(r) { return r ? (r.recommended != null ? `${r.current ?? "?"} → ${r.recommended}` : "") + (r.reason ? ` (${r.reason})` : "") : "–"; }

@@ -45,11 +45,19 @@ struct Entry {
     at: Millis,
 }
 
-/// The counts, their subscription task, and the limit on consumers tracked.
+/// Which (stream, consumer) this process counts: its filters and shard.
+pub type Keep = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
+/// A refused subscription is tried again this often (permissions fixed).
+const DENIED_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The counts and their subscription task.
 #[derive(Debug, Default)]
 pub struct Advisories {
     counts: Arc<Mutex<Counts>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// When the subscription was last made.
+    subscribed_at: Option<std::time::Instant>,
 }
 
 impl Drop for Advisories {
@@ -67,17 +75,41 @@ impl Advisories {
     }
 
     /// Subscribes, unless a subscription is running. A subscription that
-    /// ended (the client closed it) is made again and counted as a gap.
-    pub async fn ensure(&mut self, client: &async_nats::Client, id: &SourceId, max: usize) {
-        if self.task.as_ref().is_some_and(|t| !t.is_finished()) {
+    /// ended (the client closed it), or that the server refused a while ago
+    /// (its permissions may be fixed), is made again, counted as a gap.
+    /// Only advisories `keep` allows are counted.
+    pub async fn ensure(
+        &mut self,
+        client: &async_nats::Client,
+        id: &SourceId,
+        max: usize,
+        keep: Keep,
+    ) {
+        let running = self.task.as_ref().is_some_and(|t| !t.is_finished());
+        let retry_denied = self.counts.lock().is_ok_and(|c| c.denied.is_some())
+            && self
+                .subscribed_at
+                .is_none_or(|t| t.elapsed() >= DENIED_RETRY);
+        if running && !retry_denied {
             return;
         }
-        let restarted = self.task.take().is_some();
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
         let subs = futures::future::try_join(
             client.subscribe(MAX_DELIVERIES_SUBJECT),
             client.subscribe(TERMINATED_SUBJECT),
         )
         .await;
+        self.subscribed_at = Some(std::time::Instant::now());
+        let Ok(mut c) = self.counts.lock() else {
+            return;
+        };
+        // Whatever was published since the last subscription ended is lost.
+        if c.since.is_some() {
+            c.gaps += 1;
+        }
+        c.denied = None;
         let (a, b) = match subs {
             Ok(s) => s,
             Err(e) => {
@@ -85,21 +117,23 @@ impl Advisories {
                 return;
             }
         };
-        if let Ok(mut c) = self.counts.lock() {
-            if restarted {
-                c.gaps += 1;
-            }
-            c.since.get_or_insert_with(Millis::now);
-        }
+        c.since.get_or_insert_with(Millis::now);
+        drop(c);
         let counts = self.counts.clone();
         let id = id.clone();
         self.task = Some(tokio::spawn(async move {
             let mut both = futures::stream::select(a, b);
             while let Some(m) = both.next().await {
                 let Ok(mut c) = counts.lock() else { return };
-                c.record(&m.subject, &m.payload, max, &id);
+                c.record(&m.subject, &m.payload, max, &keep, &id);
             }
         }));
+    }
+
+    /// The client dropped messages it could not keep up with (slow
+    /// consumer): advisories may be among them.
+    pub fn slow(counts: &Mutex<Counts>) {
+        Advisories::disconnected(counts);
     }
 
     /// The connection dropped: advisories published until it is back are lost.
@@ -121,16 +155,15 @@ impl Advisories {
         }
     }
 
-    /// The counts as readings (those `keep` allows), a zero for every reason
-    /// of every consumer in `consumers` with none yet (so a counter's first
-    /// dead letter is an increase, as Prometheus' `increase()` needs), and
-    /// the subscription's state. Entries quiet for longer than `forget_after`
-    /// are forgotten.
+    /// The counts as readings, a zero for every reason of every consumer in
+    /// `consumers` with none yet (so a counter's first dead letter is an
+    /// increase, as Prometheus' `increase()` needs), and the subscription's
+    /// state. Entries quiet for longer than `forget_after` are forgotten (a
+    /// count that comes back starts again; the engine adds it whole).
     pub fn readings(
         &self,
         connected: bool,
         consumers: &[(Arc<str>, Arc<str>)],
-        keep: impl Fn(&str, &str) -> bool,
         forget_after_ms: i64,
         id: &SourceId,
     ) -> (Vec<DeadLetterReading>, AdvisoryState) {
@@ -153,10 +186,11 @@ impl Advisories {
                 stored: None,
                 last,
                 owned: true,
+                sees_all_groups: true,
+                partitions: 0,
             };
         let mut readings: Vec<DeadLetterReading> =
             c.by.iter()
-                .filter(|((stream, consumer, _), _)| keep(stream, consumer))
                 .map(|((stream, consumer, reason), e)| {
                     reading(stream, consumer, *reason, e.count, Some(e.last.clone()))
                 })
@@ -194,7 +228,7 @@ struct Wire {
 }
 
 impl Counts {
-    fn record(&mut self, subject: &str, payload: &[u8], max: usize, id: &SourceId) {
+    fn record(&mut self, subject: &str, payload: &[u8], max: usize, keep: &Keep, id: &SourceId) {
         let reason = if subject.contains(".MAX_DELIVERIES.") {
             DeadLetterReason::MaxDeliveries
         } else {
@@ -213,6 +247,10 @@ impl Counts {
             tracing::debug!(source = %id, subject, "advisory skipped: not the shape the server sends");
             return;
         };
+        if !keep(&w.stream, &w.consumer) {
+            // Another shard's, or filtered out: not ours to count.
+            return;
+        }
         let key = (
             Arc::<str>::from(w.stream.as_str()),
             Arc::<str>::from(w.consumer.as_str()),
@@ -236,7 +274,9 @@ impl Counts {
         } else if self.by.len() < max {
             self.by.insert(key, Entry { count: 1, last, at });
         } else {
+            // A consumer of ours left out: its count is a lower bound now.
             self.dropped += 1;
+            self.gaps += 1;
             if self.dropped.is_power_of_two() {
                 tracing::warn!(source = %id, max_tracked = max, dropped = self.dropped, "advisories of more consumers than dead_letters.max_tracked; the rest are not counted");
             }
@@ -252,24 +292,28 @@ mod tests {
     fn advisories_are_counted_per_stream_consumer_and_reason_and_bounded() {
         let id = SourceId::new("n");
         let mut c = Counts::default();
+        let keep: Keep = Arc::new(|_: &str, consumer: &str| consumer != "filtered-out");
         let max = br#"{"type":"io.nats.jetstream.advisory.v1.max_deliver","stream":"ORDERS","consumer":"billing","stream_seq":7,"deliveries":3}"#;
         let term = br#"{"type":"io.nats.jetstream.advisory.v1.terminated","stream":"ORDERS","consumer":"billing","stream_seq":9,"deliveries":2}"#;
         c.record(
             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.billing",
             max,
             2,
+            &keep,
             &id,
         );
         c.record(
             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.billing",
             max,
             2,
+            &keep,
             &id,
         );
         c.record(
             "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.ORDERS.billing",
             term,
             2,
+            &keep,
             &id,
         );
         // A third consumer is past the limit of 2; garbage is skipped.
@@ -278,18 +322,31 @@ mod tests {
             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.shipping",
             other,
             2,
+            &keep,
             &id,
         );
         c.record(
             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.x.y",
             b"not json",
             2,
+            &keep,
             &id,
         );
         c.record(
             "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.x.y",
             &[b' '; 20_000],
             2,
+            &keep,
+            &id,
+        );
+        // Filtered out (another shard's): not counted, not a gap.
+        let other =
+            br#"{"stream":"ORDERS","consumer":"filtered-out","stream_seq":1,"deliveries":3}"#;
+        c.record(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.ORDERS.filtered-out",
+            other,
+            2,
+            &keep,
             &id,
         );
         let key = |r| (Arc::from("ORDERS"), Arc::from("billing"), r);
@@ -301,5 +358,7 @@ mod tests {
         assert_eq!(c.by[&key(DeadLetterReason::Terminated)].count, 1);
         assert_eq!(c.by.len(), 2);
         assert_eq!(c.dropped, 3);
+        // shipping was ours and left out: a gap.
+        assert_eq!(c.gaps, 1);
     }
 }

@@ -156,6 +156,9 @@ impl JetstreamPoller {
                     async_nats::Event::ServerError(async_nats::ServerError::Other(m)) => {
                         super::advisories::Advisories::server_error(&counts, m);
                     }
+                    async_nats::Event::SlowConsumer(_) => {
+                        super::advisories::Advisories::slow(&counts);
+                    }
                     _ => {}
                 }
                 async move { tracing::debug!(source = %id, %event, "NATS connection event") }
@@ -280,12 +283,6 @@ impl Poller for JetstreamPoller {
                 message: "not connected to NATS (reconnecting in the background)".into(),
             });
         }
-        let d = self.dead_letters.clone();
-        if d.enabled && d.advisories {
-            self.advisories
-                .ensure(&client, &self.id, d.max_tracked)
-                .await;
-        }
         let mut data = PollData::default();
         let read_started = Millis::now();
         let stream_subject = format!("{}.STREAM.LIST", self.config.api_prefix);
@@ -352,33 +349,51 @@ impl Poller for JetstreamPoller {
         }
         self.read_timestamps(client, &mut data.samples, &mut data.partial_errors)
             .await;
-        if d.enabled && d.advisories {
-            let connected = client.connection_state() == async_nats::connection::State::Connected;
-            // Quiet for twice the window: nothing of it is "recent" any more.
-            let forget = i64::try_from(d.window.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
-            // Every consumer read (not the ephemeral aggregate: advisories
-            // name the real consumer).
-            let consumers: Vec<(Arc<str>, Arc<str>)> = data
-                .samples
-                .iter()
-                .filter(|s| &*s.key.group.group != EPHEMERAL_NAME)
-                .filter_map(|s| Some((s.key.group.scope.clone()?, s.key.group.group.clone())))
-                .collect();
-            let (readings, state) = self.advisories.readings(
-                connected,
-                &consumers,
-                |stream, consumer| {
-                    self.config.stream_filter.allows(stream)
-                        && self.config.consumer_filter.allows(consumer)
-                        && self.owns_consumer(stream, consumer)
-                },
-                forget,
-                &self.id,
-            );
-            data.dead_letters = readings;
-            data.advisories = Some(state);
-        }
+        self.count_dead_letters(client, &mut data).await;
         Ok(data)
+    }
+}
+
+impl JetstreamPoller {
+    /// Subscribes to the advisories (again, if the subscription ended), and
+    /// puts the counts of the consumers this poll read (a zero for each with
+    /// none yet) and the subscription's state into `data`.
+    async fn count_dead_letters(&mut self, client: &async_nats::Client, data: &mut PollData) {
+        let d = self.dead_letters.clone();
+        if !(d.enabled && d.advisories) {
+            return;
+        }
+        let keep: super::advisories::Keep = {
+            let (streams, consumers) = (
+                self.config.stream_filter.clone(),
+                self.config.consumer_filter.clone(),
+            );
+            let (shard, id) = (self.shard, self.id.clone());
+            Arc::new(move |stream: &str, consumer: &str| {
+                streams.allows(stream)
+                    && consumers.allows(consumer)
+                    && shard.owns(id.as_str(), &format!("{stream}/{consumer}"))
+            })
+        };
+        self.advisories
+            .ensure(client, &self.id, d.max_tracked, keep)
+            .await;
+        let connected = client.connection_state() == async_nats::connection::State::Connected;
+        // Quiet for twice the window: nothing of it is "recent" any more.
+        let forget = i64::try_from(d.window.as_millis().saturating_mul(2)).unwrap_or(i64::MAX);
+        // Every consumer read (not the ephemeral aggregate: advisories name
+        // the real consumer).
+        let consumers: Vec<(Arc<str>, Arc<str>)> = data
+            .samples
+            .iter()
+            .filter(|s| &*s.key.group.group != EPHEMERAL_NAME)
+            .filter_map(|s| Some((s.key.group.scope.clone()?, s.key.group.group.clone())))
+            .collect();
+        let (readings, state) = self
+            .advisories
+            .readings(connected, &consumers, forget, &self.id);
+        data.dead_letters = readings;
+        data.advisories = Some(state);
     }
 }
 

@@ -46,15 +46,36 @@ pub(super) fn settings(
         &kafka.key("prefixes"),
         p,
     );
-    if d.kafka.topics.len() > MAX_LINKS {
+    let links = links(&d.kafka.topics, &kafka.key("topics"), p);
+    let max_tracked = d.max_tracked.unwrap_or(def.max_tracked);
+    if max_tracked == 0 || max_tracked > MAX_TRACKED {
         p.push(
-            &kafka.key("topics"),
-            format!("at most {MAX_LINKS} entries (got {})", d.kafka.topics.len()),
+            &at.key("max_tracked"),
+            format!("must be between 1 and {MAX_TRACKED} (got {max_tracked})"),
         );
     }
-    let mut links = Vec::new();
-    for (i, l) in d.kafka.topics.iter().enumerate() {
-        let at = kafka.key("topics").index(i);
+    (p.len() == before).then(|| DeadLetterSettings {
+        enabled: d.enabled.unwrap_or(def.enabled),
+        window,
+        suffixes,
+        prefixes,
+        links,
+        advisories: d.jetstream.advisories.unwrap_or(def.advisories),
+        max_tracked,
+    })
+}
+
+/// `kafka.topics`: explicit links, each a real topic name, none twice.
+fn links(topics: &[raw::DeadLetterLink], at: &At, p: &mut Problems) -> Vec<Link> {
+    if topics.len() > MAX_LINKS {
+        p.push(
+            at,
+            format!("at most {MAX_LINKS} entries (got {})", topics.len()),
+        );
+    }
+    let mut links: Vec<Link> = Vec::new();
+    for (i, l) in topics.iter().enumerate() {
+        let at = at.index(i);
         for (key, v) in [
             ("dead_letter_topic", &l.dead_letter_topic),
             ("topic", &l.topic),
@@ -74,7 +95,7 @@ pub(super) fn settings(
         }
         if links
             .iter()
-            .any(|o: &Link| o.dead_letter_topic == l.dead_letter_topic)
+            .any(|o| o.dead_letter_topic == l.dead_letter_topic)
         {
             p.push(
                 &at.key("dead_letter_topic"),
@@ -93,22 +114,7 @@ pub(super) fn settings(
             group: l.group.clone(),
         });
     }
-    let max_tracked = d.max_tracked.unwrap_or(def.max_tracked);
-    if max_tracked == 0 || max_tracked > MAX_TRACKED {
-        p.push(
-            &at.key("max_tracked"),
-            format!("must be between 1 and {MAX_TRACKED} (got {max_tracked})"),
-        );
-    }
-    (p.len() == before).then(|| DeadLetterSettings {
-        enabled: d.enabled.unwrap_or(def.enabled),
-        window,
-        suffixes,
-        prefixes,
-        links,
-        advisories: d.jetstream.advisories.unwrap_or(def.advisories),
-        max_tracked,
-    })
+    links
 }
 
 /// Suffixes or prefixes: the given list (which may be empty, to turn the

@@ -16,7 +16,7 @@ pub(super) struct Found {
     pub topic: Arc<str>,
     pub partitions: i32,
     pub named: Named,
-    /// This shard reports it when no group of its own links it.
+    /// This shard reports it.
     pub owned: bool,
 }
 
@@ -26,11 +26,16 @@ pub(super) fn find(topics: &Topics, plan: &Plan) -> Vec<Found> {
     let mut found: Vec<Found> = topics
         .iter()
         .filter_map(|(t, &n)| {
-            d.classify(t).map(|named| Found {
-                topic: t.clone(),
-                partitions: n,
-                named,
-                owned: plan.shard.owns(plan.source.as_str(), t),
+            d.classify(t).map(|named| {
+                // The shard of the named group reports it; else the shard of
+                // the dead-letter topic's name.
+                let owner = named.group.as_deref().unwrap_or(t);
+                Found {
+                    topic: t.clone(),
+                    partitions: n,
+                    owned: plan.shard.owns(plan.source.as_str(), owner),
+                    named,
+                }
             })
         })
         .collect();
@@ -60,6 +65,7 @@ pub(super) fn readings(
     found: &[Found],
     latest: &HashMap<Tp, i64>,
     earliest: &HashMap<Tp, i64>,
+    sees_all_groups: bool,
     skipped: &mut u64,
 ) -> Vec<DeadLetterReading> {
     let mut out = Vec::with_capacity(found.len());
@@ -87,6 +93,8 @@ pub(super) fn readings(
             stored: stored_known.then_some(stored),
             last: None,
             owned: f.owned,
+            sees_all_groups,
+            partitions: u32::try_from(f.partitions).unwrap_or(0),
         });
     }
     out
@@ -117,14 +125,14 @@ mod tests {
         .into();
         let earliest: HashMap<Tp, i64> = [(tp("a.dlq", 0), 4), (tp("a.dlq", 1), 5)].into();
         let mut skipped = 0;
-        let got = readings(&all, &latest, &earliest, &mut skipped);
+        let got = readings(&all, &latest, &earliest, true, &mut skipped);
         // a: 15 ever written, 6 stored; b: partition 1 unread, left out.
         assert_eq!(got.len(), 1);
         assert_eq!(&*got[0].topic, "a");
         assert_eq!((got[0].total, got[0].stored), (15, Some(6)));
         assert_eq!(skipped, 1);
         // Without the earliest offsets, stored is unknown, not 0.
-        let got = readings(&all[..1], &latest, &HashMap::new(), &mut skipped);
+        let got = readings(&all[..1], &latest, &HashMap::new(), true, &mut skipped);
         assert_eq!(got[0].stored, None);
     }
 }

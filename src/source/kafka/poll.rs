@@ -272,7 +272,17 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
         &offsets.earliest,
     );
     let mut skipped = 0;
-    let dead = dead_letters::readings(&dlqs, &offsets.latest, &offsets.earliest, &mut skipped);
+    // Only a process that sees every group can tell "the only group reading
+    // the topic" and "nobody drains it".
+    let sees_all =
+        plan.shard.count <= 1 && plan.groups.is_empty() && plan.group_filter.allows_all();
+    let dead = dead_letters::readings(
+        &dlqs,
+        &offsets.latest,
+        &offsets.earliest,
+        sees_all,
+        &mut skipped,
+    );
     // A dead-letter topic not read is stale, not gone: the poll is not clean.
     poll.count(ErrorKind::ListOffsets, skipped);
     poll.read_timestamps(&mut assembled.samples);
