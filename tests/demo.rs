@@ -77,6 +77,15 @@ fn the_demo_plays_the_flash_sale_story_to_completion() {
         .map(|n| n.trim().parse().unwrap())
         .collect();
     assert!(nums[0] >= 2 && nums[1] >= 1, "{counts}");
+    // Some orders failed payment-service's validation during the sale.
+    let parked: u64 = out
+        .lines()
+        .find(|l| l.contains("orders dead-lettered (orders.created.dlq):"))
+        .and_then(|l| l.rsplit(':').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no dead-letter line in:\n{out}"));
+    assert!(parked > 0, "{out}");
+    assert!(err.contains("FIRING orders-dead-lettered"), "{err}");
     // Each notification was printed by the built-in log receiver as it happened.
     assert!(err.contains("FIRING consumer-stopped"), "{err}");
     assert!(err.contains("RESOLVED consumer-stopped"), "{err}");
