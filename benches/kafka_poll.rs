@@ -214,14 +214,22 @@ fn main() {
         let b1 = broker_cpu(&broker);
         std::thread::sleep(Duration::from_millis(1100));
         let after_req = requests(poller.librdkafka_stats());
-        let sent: Vec<String> = after_req
+        let trace = poller.last_trace().cloned().unwrap_or_default();
+        let mut sent: Vec<String> = after_req
             .iter()
             .filter_map(|(api, n)| {
                 let d = n - before_req.get(api).copied().unwrap_or(0);
                 (d > 0).then(|| format!("{api} {d}"))
             })
             .collect();
-        let trace = poller.last_trace().cloned().unwrap_or_default();
+        // lagwatch's own batched requests (step 3a), which librdkafka's
+        // statistics do not see.
+        sent.extend(
+            trace
+                .direct_requests
+                .iter()
+                .map(|(api, n)| format!("{api} (batched, lagwatch's own) {n}")),
+        );
         let phases: Vec<String> = trace
             .phases
             .iter()

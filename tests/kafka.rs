@@ -838,3 +838,66 @@ fn msk_iam_takes_credentials_from_sts_with_the_web_identity_and_says_when_sts_re
         }
     }
 }
+
+/// Step 3a on real tansu: the committed offsets of many groups in one
+/// FindCoordinator v4 and one OffsetFetch v8, the same as librdkafka's one
+/// request pair per group says, "no commit" included.
+#[test]
+fn committed_offsets_are_read_in_two_batched_requests_and_agree_with_librdkafka() {
+    let tansu = common::Tansu::start();
+    let b = tansu.bootstrap();
+    let topic = name("batched");
+    tansu.create_topic(&topic, 2);
+    common::truth::produce_to(&b, &topic, &[6, 4]);
+    let groups: Vec<String> = (0..30).map(|i| name(&format!("g{i:02}"))).collect();
+    for (i, g) in groups.iter().enumerate() {
+        let i = i64::try_from(i % 5).unwrap();
+        common::truth::commit_partitions(&b, g, &topic, &[i + 1, i % 4]);
+    }
+    let settings = |batched: bool| {
+        format!("      bootstrap_servers: [\"{b}\"]\n      batch_offset_fetch: {batched}\n")
+    };
+    let mut direct = poller(&settings(true));
+    let mut rdkafka = poller(&settings(false));
+    let wait = Instant::now();
+    let (a, z) = loop {
+        let a = poll(&mut direct).expect("batched poll");
+        let z = poll(&mut rdkafka).expect("librdkafka poll");
+        let seen = |d: &PollData| {
+            groups
+                .iter()
+                .all(|g| d.samples.iter().any(|s| &*s.key.group.group == g))
+        };
+        if seen(&a) && seen(&z) {
+            break (a, z);
+        }
+        assert!(
+            wait.elapsed() < Duration::from_secs(30),
+            "the groups never all showed up"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    for g in &groups {
+        assert_eq!(lags(&a, g), lags(&z, g), "group {g}");
+        assert!(!lags(&a, g).is_empty(), "group {g}");
+    }
+    let trace = direct.last_trace().expect("trace").clone();
+    assert_eq!(
+        trace.direct_requests.get("FindCoordinator"),
+        Some(&1),
+        "{trace:?}"
+    );
+    assert_eq!(
+        trace.direct_requests.get("OffsetFetch"),
+        Some(&1),
+        "{trace:?}"
+    );
+    assert!(
+        rdkafka
+            .last_trace()
+            .expect("trace")
+            .direct_requests
+            .is_empty(),
+        "batch_offset_fetch: false stays with librdkafka"
+    );
+}

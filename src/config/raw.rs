@@ -240,6 +240,9 @@ pub(crate) struct Kafka {
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
     pub oauthbearer: Option<OAuthBearer>,
+    /// Read committed offsets in batched requests of lagwatch's own
+    /// (OffsetFetch v8) on plaintext clusters that take them. Default true.
+    pub batch_offset_fetch: Option<bool>,
 }
 
 /// Where SASL/OAUTHBEARER tokens come from when librdkafka does not fetch them.

@@ -198,6 +198,9 @@ pub struct KafkaSettings {
     /// SASL/OAUTHBEARER tokens read from a file (None: librdkafka's own, OIDC
     /// or the unsecured JWT, or no OAUTHBEARER at all).
     pub oauthbearer: Option<OAuthBearerSettings>,
+    /// Committed offsets in batched OffsetFetch v8 requests of lagwatch's own
+    /// where the cluster is plaintext and takes them (`source::kafka::direct`).
+    pub batch_offset_fetch: bool,
 }
 
 /// SASL/OAUTHBEARER tokens lagwatch hands to librdkafka itself.
@@ -216,6 +219,14 @@ pub enum OAuthBearerSettings {
 }
 
 impl KafkaSettings {
+    /// Whether lagwatch may speak to the brokers itself: plaintext, with no
+    /// SASL (TLS and SASL stay librdkafka's).
+    pub fn plaintext(&self) -> bool {
+        self.properties
+            .get("security.protocol")
+            .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"))
+    }
+
     /// The values of secret properties, for scrubbing them from error messages.
     pub fn secret_values(&self) -> Vec<&str> {
         self.properties

@@ -283,6 +283,7 @@ fn kafka(k: &raw::Kafka, at: &At, p: &mut Problems) -> Option<KafkaSettings> {
         topic_filter: topic_filter?,
         properties: k.properties.clone(),
         oauthbearer,
+        batch_offset_fetch: k.batch_offset_fetch.unwrap_or(true),
     })
 }
 

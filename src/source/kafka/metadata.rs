@@ -31,6 +31,11 @@ impl Poll<'_> {
             )
         })?;
         self.trace.phase("metadata", started, 1);
+        self.brokers = metadata
+            .brokers()
+            .iter()
+            .map(|b| (b.id(), b.host().to_string(), b.port()))
+            .collect();
         let mut topics = Topics::new();
         for t in metadata.topics() {
             if t.error().is_some() || !self.plan.topic_filter.allows(t.name()) {

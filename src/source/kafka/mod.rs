@@ -28,6 +28,7 @@ mod assignment;
 mod context;
 mod dead_letters;
 mod describe;
+mod direct;
 mod lag;
 mod list_groups;
 mod list_offsets;
@@ -39,6 +40,7 @@ mod poll;
 mod timestamps;
 mod topic_configs;
 mod trace;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -91,6 +93,11 @@ pub struct KafkaPoller {
     /// AWS MSK IAM's credential cache and refresher, started on the first poll.
     msk_iam: Option<Arc<msk_iam::MskIam>>,
     dead_letters: Arc<crate::analysis::dead_letters::DeadLetterSettings>,
+    /// Batched committed offsets (step 3a): its connections, whether the
+    /// brokers take it, and its backoff after failures.
+    direct: Arc<Mutex<direct::Direct>>,
+    direct_unsupported: bool,
+    direct_backoff: Backoff,
 }
 
 impl std::fmt::Debug for KafkaPoller {
@@ -151,6 +158,9 @@ impl KafkaPoller {
             running: Arc::default(),
             msk_iam: None,
             dead_letters: Arc::default(),
+            direct: Arc::default(),
+            direct_unsupported: false,
+            direct_backoff: Backoff::default(),
         }
     }
 
@@ -361,6 +371,12 @@ impl KafkaPoller {
             fetcher: None,
             timestamps: self.timestamps.clone(),
             dead_letters: self.dead_letters.clone(),
+            direct: (self.config.batch_offset_fetch
+                && self.config.plaintext()
+                && self.config.groups.is_empty()
+                && !self.direct_unsupported
+                && self.direct_backoff.due())
+            .then(|| self.direct.clone()),
         }
     }
 
@@ -398,6 +414,7 @@ impl Poller for KafkaPoller {
         }
         let describe = plan.describe;
         let refresh = plan.configs_refresh;
+        let direct = plan.direct.is_some();
         // One blocking poll at a time on this client: if an abandoned poll is
         // still finishing (it cannot outlive its deadline by more than a
         // second, see `Admin::until`), the next one waits for it.
@@ -415,6 +432,7 @@ impl Poller for KafkaPoller {
             Ok(o) => {
                 self.describe.record(describe.then_some(o.describe_failed));
                 self.batch_describe.record(o.batch_describe_failed);
+                self.record_direct(direct, o.direct);
                 o.trace.log(&self.id);
                 self.last_trace = Some(o.trace);
                 let mut data = o.data;
@@ -422,6 +440,26 @@ impl Poller for KafkaPoller {
                 Ok(data)
             }
             Err(f) => Err(self.redact(f)),
+        }
+    }
+}
+
+impl KafkaPoller {
+    /// How the batched committed offsets went: a cluster that does not take
+    /// them is not asked again; a failure backs off.
+    fn record_direct(&mut self, tried: bool, outcome: Option<Result<(), direct::DirectError>>) {
+        match outcome {
+            Some(Err(direct::DirectError::Unsupported(why))) => {
+                tracing::info!(source = %self.id, reason = %why, "committed offsets are read group by group (librdkafka)");
+                self.direct_unsupported = true;
+            }
+            Some(Err(direct::DirectError::Failed(why))) => {
+                tracing::debug!(source = %self.id, error = %why, "batched committed offsets failed; read group by group this poll");
+                self.direct_backoff.record(Some(true));
+            }
+            Some(Ok(())) => self.direct_backoff.record(Some(false)),
+            None if !tried => self.direct_backoff.record(None),
+            None => {}
         }
     }
 }

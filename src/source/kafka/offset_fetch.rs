@@ -21,7 +21,17 @@ impl Poll<'_> {
         topics: &Topics,
     ) -> Result<Readings, PollFailure> {
         let started = Instant::now();
-        self.plan.step("OffsetFetch")?;
+        let timeout = self.plan.step("OffsetFetch")?;
+        // Step 3a: batched, where it can; what it leaves is read below.
+        let (mut readings, leftover) = match self.batched(groups, topics, timeout) {
+            Some((readings, leftover)) => (readings, leftover),
+            None => (Readings::new(), groups.to_vec()),
+        };
+        let groups = &leftover[..];
+        if groups.is_empty() {
+            return Ok(readings);
+        }
+        let started_one_by_one = Instant::now();
         // Discovered groups: ask for every partition each committed on (null
         // topics). Configured groups: ask for every partition of every allowed
         // topic, because some brokers (librdkafka's MockCluster) answer null
@@ -36,8 +46,9 @@ impl Poll<'_> {
         let fetched = self
             .admin
             .list_group_offsets(groups, all_partitions.as_deref());
-        self.trace.phase("offset_fetch", started, groups.len());
-        let mut readings = Readings::new();
+        let _ = started;
+        self.trace
+            .phase("offset_fetch", started_one_by_one, groups.len());
         let mut first_error: Option<AdminError> = None;
         for (group, result) in groups.iter().zip(fetched) {
             match result {
@@ -65,12 +76,82 @@ impl Poll<'_> {
             }
         }
         match first_error {
-            Some(e) if readings.is_empty() && !groups.is_empty() => Err(self.fail(
+            Some(e) if readings.is_empty() => Err(self.fail(
                 ErrorKind::OffsetFetch,
                 "cannot read committed offsets of any group",
                 &e,
             )),
             _ => Ok(readings),
         }
+    }
+}
+
+impl Poll<'_> {
+    /// Step 3a: the committed offsets of `groups` in batched requests; the
+    /// readings it got and the groups left for step 3. None when not tried or
+    /// failed (then step 3 reads them all).
+    fn batched(
+        &mut self,
+        groups: &[String],
+        topics: &Topics,
+        timeout: std::time::Duration,
+    ) -> Option<(Readings, Vec<String>)> {
+        let direct = self.plan.direct.clone()?;
+        if groups.is_empty() {
+            return None;
+        }
+        let started = Instant::now();
+        // A third of the step: when a coordinator does not answer, step 3
+        // still has the rest to read the groups one by one (a batch fails
+        // for all its groups; librdkafka's requests fail one group each).
+        let fetched = {
+            let mut d = direct.lock().ok()?;
+            d.fetch(&self.brokers, groups, timeout / 3)
+        };
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(e) => {
+                self.direct = Some(Err(e));
+                return None;
+            }
+        };
+        self.direct = Some(Ok(()));
+        let calls: usize = fetched.requests.values().sum();
+        self.trace.phase("offset_fetch_batched", started, calls);
+        for (api, n) in &fetched.requests {
+            *self.trace.direct_requests.entry(api).or_default() += n;
+        }
+        let mut readings = Readings::new();
+        for g in fetched.answered {
+            let mut r = GroupReading::default();
+            for c in g.partitions {
+                let Some((topic, _)) = topics.get_key_value(c.topic.as_str()) else {
+                    continue;
+                };
+                let tp: Tp = (topic.clone(), c.partition);
+                if c.error_code != 0 {
+                    self.count(ErrorKind::OffsetFetch, 1);
+                    r.unknown.insert(tp);
+                } else {
+                    // -1: the broker says "no commit".
+                    r.committed.insert(tp, (c.offset >= 0).then_some(c.offset));
+                }
+            }
+            readings.insert(Arc::from(g.group.as_str()), r);
+        }
+        // A group the broker answered for but lagwatch did not ask about is
+        // ignored; one asked about and not answered is read one by one.
+        let asked: std::collections::HashSet<&str> = groups.iter().map(String::as_str).collect();
+        readings.retain(|g, _| asked.contains(&**g));
+        let mut leftover = fetched.leftover;
+        leftover.extend(
+            groups
+                .iter()
+                .filter(|g| !readings.contains_key(g.as_str()))
+                .cloned(),
+        );
+        leftover.sort();
+        leftover.dedup();
+        Some((readings, leftover))
     }
 }

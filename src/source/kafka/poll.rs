@@ -46,6 +46,8 @@ pub(super) struct Plan {
     pub timestamps: Arc<Mutex<timestamps::Cache>>,
     /// Which topics are dead-letter topics (read with step 5).
     pub dead_letters: Arc<crate::analysis::dead_letters::DeadLetterSettings>,
+    /// Step 3a, batched committed offsets; None: librdkafka's step 3 only.
+    pub direct: Option<Arc<Mutex<super::direct::Direct>>>,
 }
 
 impl Plan {
@@ -71,6 +73,8 @@ pub(super) struct Outcome {
     pub batch_describe_failed: Option<bool>,
     /// Topic retention described this poll (None: described, not known).
     pub configs: HashMap<Arc<str>, Option<RetentionLimits>>,
+    /// How step 3a went; None when it was not tried.
+    pub direct: Option<Result<(), super::direct::DirectError>>,
 }
 
 /// Partial failures of one poll, counted by kind.
@@ -151,6 +155,9 @@ pub(super) struct Poll<'a> {
     pub plan: &'a Plan,
     pub trace: PollTrace,
     pub partial: Partial,
+    /// The brokers of the metadata (step 1), for step 3a.
+    pub brokers: Vec<super::direct::Broker>,
+    pub direct: Option<Result<(), super::direct::DirectError>>,
 }
 
 impl Poll<'_> {
@@ -251,6 +258,8 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
         plan,
         trace: PollTrace::default(),
         partial: Partial::new(),
+        brokers: Vec::new(),
+        direct: None,
     };
     let topics = poll.metadata()?;
     let listed = poll.list_groups()?;
@@ -304,5 +313,6 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
         describe_failed: described.failed,
         batch_describe_failed: described.batch_failed,
         configs,
+        direct: poll.direct,
     })
 }

@@ -19,6 +19,9 @@ pub struct PollTrace {
     pub described_one_by_one: usize,
     pub partitions: usize,
     pub samples: usize,
+    /// Requests lagwatch sent itself (step 3a), by API; librdkafka's
+    /// statistics do not see them.
+    pub direct_requests: std::collections::BTreeMap<&'static str, usize>,
 }
 
 impl PollTrace {
