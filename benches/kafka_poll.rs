@@ -13,7 +13,8 @@
 //! analysis window of 20 polls: the default configuration's ring of 23 points;
 //! KAFKA_BENCH_BOOTSTRAP=host:port measures an existing cluster instead of a
 //! fresh tansu, creating the fixtures only where they are missing, so a rerun
-//! skips the ~60 s of setup).
+//! skips the ~60 s of setup; KAFKA_BENCH_BATCH=false reads committed offsets
+//! group by group through librdkafka, as before the batched step 3a).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -178,8 +179,10 @@ fn main() {
     );
 
     // In process: the poller alone.
+    let batch = std::env::var("KAFKA_BENCH_BATCH").unwrap_or_else(|_| "true".into());
+    eprintln!("batch_offset_fetch: {batch}");
     let yaml = format!(
-        "request_timeout: 30s\npoll_interval: 30s\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      properties:\n        statistics.interval.ms: \"1000\"\n"
+        "request_timeout: 30s\npoll_interval: 30s\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      batch_offset_fetch: {batch}\n      properties:\n        statistics.interval.ms: \"1000\"\n"
     );
     let config = lagwatch::config::from_yaml("bench.yaml", &yaml, &|_| None).expect("config");
     let source = &config.sources[0];
@@ -276,7 +279,7 @@ fn main() {
     let poll_every = humantime::parse_duration(&daemon_poll).expect("KAFKA_BENCH_DAEMON_POLL");
     let window = poll_every * 20;
     let daemon = common::Daemon::start(&format!(
-        "http:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nanalysis:\n  window: {}ms\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      poll_interval: {daemon_poll}\n      request_timeout: 30s\n",
+        "http:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nanalysis:\n  window: {}ms\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      poll_interval: {daemon_poll}\n      request_timeout: 30s\n      batch_offset_fetch: {batch}\n",
         window.as_millis()
     ));
     let pid = daemon.pid().expect("pid").to_string();
