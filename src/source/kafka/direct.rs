@@ -15,10 +15,18 @@ use super::wire::{self, GroupOffsets, WireError};
 /// about 2 MB).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 /// Groups per request.
-const CHUNK: usize = 500;
+const CHUNK: usize = 250;
+/// Connections per broker, each with one request in flight: a broker serves
+/// each connection in turn, so a batch split over a few is answered in
+/// parallel (tansu: 1,000 groups in ~300 ms on one connection, ~150 ms on
+/// four, on 2 cores).
+const LANES: usize = 4;
 
 /// A broker from the metadata: (node id, host, port).
 pub(super) type Broker = (i32, String, i32);
+
+/// One lane's answers, each with the index of its request.
+type LaneAnswers = Result<Vec<(usize, Vec<u8>)>, DirectError>;
 
 /// Why the batched path did not answer this poll.
 #[derive(Debug)]
@@ -55,10 +63,10 @@ struct Conn {
     batched: Option<bool>,
 }
 
-/// The connections, one per broker node, and the requests sent.
+/// The connections, [`LANES`] per broker node, and the requests sent.
 #[derive(Default)]
 pub(super) struct Direct {
-    conns: HashMap<i32, Conn>,
+    conns: HashMap<(i32, usize), Conn>,
     next_id: i32,
 }
 
@@ -170,42 +178,69 @@ impl Direct {
         self.next_id
     }
 
-    /// Sends `requests` to `broker` back to back and reads their answers in
-    /// order (Kafka answers a connection's requests in order), checking each
-    /// correlation id.
+    /// Sends `requests` to `broker` over up to [`LANES`] connections in
+    /// parallel, one request in flight on each (a request is answered
+    /// before the next is written, so neither side's buffers can fill up),
+    /// and returns the answers in the order of `requests`, each checked
+    /// against its correlation id.
     fn exchange(
         &mut self,
         broker: &Broker,
         requests: &[Vec<u8>],
         timeout: Duration,
     ) -> Result<Vec<Vec<u8>>, DirectError> {
-        self.ensure(broker, timeout)?;
-        let Some(conn) = self.conns.get_mut(&broker.0) else {
-            return Err(DirectError::Failed("no connection".into()));
-        };
-        conn.stream.set_read_timeout(Some(timeout))?;
-        conn.stream.set_write_timeout(Some(timeout))?;
-        for r in requests {
-            conn.stream.write_all(r)?;
-        }
-        let mut answers = Vec::with_capacity(requests.len());
-        for r in requests {
-            let body = read_frame(&mut conn.stream)?;
-            let sent = i32::from_be_bytes([r[8], r[9], r[10], r[11]]);
-            let got = wire::Reader::new(&body).i32()?;
-            if got != sent {
-                return Err(DirectError::Failed(format!(
-                    "answer {got} to request {sent}"
-                )));
+        let lanes = LANES.min(requests.len()).max(1);
+        let mut conns = Vec::with_capacity(lanes);
+        for lane in 0..lanes {
+            self.ensure(broker, lane, timeout)?;
+            match self.conns.remove(&(broker.0, lane)) {
+                Some(c) => conns.push((lane, c)),
+                None => return Err(DirectError::Failed("no connection".into())),
             }
-            answers.push(body);
         }
-        Ok(answers)
+        let results: Vec<LaneAnswers> = std::thread::scope(|s| {
+            let handles: Vec<_> = conns
+                .iter_mut()
+                .map(|(lane, conn)| {
+                    let lane = *lane;
+                    s.spawn(move || {
+                        let mut answers = Vec::new();
+                        for (i, r) in requests.iter().enumerate().skip(lane).step_by(lanes) {
+                            answers.push((i, round_trip(&mut conn.stream, r, timeout)?));
+                        }
+                        Ok(answers)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(DirectError::Failed("a request thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        for (lane, conn) in conns {
+            self.conns.insert((broker.0, lane), conn);
+        }
+        let mut answers: Vec<(usize, Vec<u8>)> = Vec::with_capacity(requests.len());
+        for r in results {
+            answers.extend(r?);
+        }
+        answers.sort_by_key(|(i, _)| *i);
+        Ok(answers.into_iter().map(|(_, a)| a).collect())
     }
 
-    /// A connection to `broker` that takes the batched versions.
-    fn ensure(&mut self, broker: &Broker, timeout: Duration) -> Result<(), DirectError> {
-        if !self.conns.contains_key(&broker.0) {
+    /// Connection `lane` to `broker`, which takes the batched versions.
+    fn ensure(
+        &mut self,
+        broker: &Broker,
+        lane: usize,
+        timeout: Duration,
+    ) -> Result<(), DirectError> {
+        let key = (broker.0, lane);
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.conns.entry(key) {
             let (id, host, port) = broker;
             let port = u16::try_from(*port)
                 .map_err(|_| DirectError::Failed(format!("broker {id}: bad port {port}")))?;
@@ -217,26 +252,20 @@ impl Direct {
                 })?;
             let stream = TcpStream::connect_timeout(&addr, timeout)?;
             stream.set_nodelay(true)?;
-            self.conns.insert(
-                *id,
-                Conn {
-                    stream,
-                    batched: None,
-                },
-            );
+            slot.insert(Conn {
+                stream,
+                batched: None,
+            });
         }
-        let known = self.conns.get(&broker.0).and_then(|c| c.batched);
+        let known = self.conns.get(&key).and_then(|c| c.batched);
         let batched = match known {
             Some(b) => b,
             None => {
-                let id = self.id();
-                let Some(conn) = self.conns.get_mut(&broker.0) else {
+                let request = wire::api_versions(self.id());
+                let Some(conn) = self.conns.get_mut(&key) else {
                     return Err(DirectError::Failed("no connection".into()));
                 };
-                conn.stream.set_read_timeout(Some(timeout))?;
-                conn.stream.set_write_timeout(Some(timeout))?;
-                conn.stream.write_all(&wire::api_versions(id))?;
-                let body = read_frame(&mut conn.stream)?;
+                let body = round_trip(&mut conn.stream, &request, timeout)?;
                 let versions = wire::read_api_versions(&body)?;
                 let max = |key| versions.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
                 let ok = max(wire::OFFSET_FETCH).is_some_and(|v| v >= 8)
@@ -254,6 +283,28 @@ impl Direct {
             )))
         }
     }
+}
+
+/// Writes one request and reads its answer, checking the correlation id.
+fn round_trip(
+    stream: &mut TcpStream,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<Vec<u8>, DirectError> {
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(request)?;
+    let body = read_frame(stream)?;
+    let sent = request
+        .get(8..12)
+        .map_or(-1, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let got = wire::Reader::new(&body).i32()?;
+    if got != sent {
+        return Err(DirectError::Failed(format!(
+            "answer {got} to request {sent}"
+        )));
+    }
+    Ok(body)
 }
 
 /// One answer: a size, then that many bytes (at most [`MAX_ANSWER`]).
