@@ -839,9 +839,10 @@ fn msk_iam_takes_credentials_from_sts_with_the_web_identity_and_says_when_sts_re
     }
 }
 
-/// Step 3a on real tansu: the committed offsets of many groups in one
-/// FindCoordinator v4 and one OffsetFetch v8, the same as librdkafka's one
-/// request pair per group says, "no commit" included.
+/// Steps 3a and 5a on real tansu: the committed offsets of many groups in one
+/// FindCoordinator v4 and one OffsetFetch v8, and both ends of every partition
+/// in one ListOffsets v6 each, the same as librdkafka's requests say, "no
+/// commit" included.
 #[test]
 fn committed_offsets_are_read_in_two_batched_requests_and_agree_with_librdkafka() {
     let tansu = common::Tansu::start();

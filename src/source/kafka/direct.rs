@@ -1,8 +1,10 @@
-//! Step 3a: the committed offsets of every group in a few batched requests
-//! (FindCoordinator v4, OffsetFetch v8; see `wire.rs`) over connections of
-//! lagwatch's own, kept between polls. Used on plaintext clusters whose
-//! brokers take those versions; the groups it cannot answer (and every group,
-//! when it fails) are read by librdkafka as before (step 3).
+//! Steps 3a and 5a: the committed offsets of every group (FindCoordinator v4,
+//! OffsetFetch v8) and the latest and earliest offsets of every partition
+//! (ListOffsets v6, one request per leader and 2,500 partitions) in a few
+//! batched requests (see `wire.rs`) over connections of lagwatch's own, kept
+//! between polls. Used on plaintext clusters whose brokers take those
+//! versions; what it cannot answer (and everything, when it fails) is read by
+//! librdkafka as before (steps 3 and 5).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -16,6 +18,8 @@ use super::wire::{self, GroupOffsets, WireError};
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 /// Groups per request.
 const CHUNK: usize = 250;
+/// Partitions per ListOffsets request.
+const PARTITION_CHUNK: usize = 2500;
 /// Connections per broker, each with one request in flight: a broker serves
 /// each connection in turn, so a batch split over a few is answered in
 /// parallel (tansu: 1,000 groups in ~300 ms on one connection, ~150 ms on
@@ -59,9 +63,14 @@ impl From<std::io::Error> for DirectError {
 
 struct Conn {
     stream: TcpStream,
-    /// Whether this broker takes the batched versions (asked once).
-    batched: Option<bool>,
+    /// The highest version of each API the broker takes (asked once).
+    versions: Option<Vec<(i16, i16)>>,
 }
+
+/// What the committed offsets need: OffsetFetch v8, FindCoordinator v4.
+const FOR_OFFSETS: &[(i16, i16)] = &[(wire::OFFSET_FETCH, 8), (wire::FIND_COORDINATOR, 4)];
+/// What latest and earliest offsets need: ListOffsets v6.
+const FOR_LIST_OFFSETS: &[(i16, i16)] = &[(wire::LIST_OFFSETS, 6)];
 
 /// The connections, [`LANES`] per broker node, and the requests sent.
 #[derive(Default)]
@@ -131,7 +140,7 @@ impl Direct {
                 wire::find_coordinators(id, c)
             })
             .collect();
-        let answers = self.exchange(first, &requests, timeout)?;
+        let answers = self.exchange(first, &requests, timeout, FOR_OFFSETS)?;
         *out.requests.entry("FindCoordinator").or_default() += requests.len();
         for body in answers {
             for c in wire::read_coordinators(&body)? {
@@ -158,7 +167,7 @@ impl Direct {
                     wire::offset_fetch(id, c)
                 })
                 .collect();
-            let answers = self.exchange(&broker, &requests, timeout)?;
+            let answers = self.exchange(&broker, &requests, timeout, FOR_OFFSETS)?;
             *out.requests.entry("OffsetFetch").or_default() += requests.len();
             for body in answers {
                 for g in wire::read_offsets(&body)? {
@@ -171,6 +180,62 @@ impl Direct {
             }
         }
         Ok(())
+    }
+
+    /// Latest (`timestamp` -1) or earliest (-2) offsets of `by_leader`'s
+    /// partitions, each leader asked in chunks of [`PARTITION_CHUNK`] over
+    /// its lanes; (answers, requests sent).
+    pub fn list_offsets(
+        &mut self,
+        brokers: &[Broker],
+        by_leader: &BTreeMap<i32, Vec<(&str, i32)>>,
+        isolation: i8,
+        timestamp: i64,
+        timeout: Duration,
+    ) -> Result<(Vec<wire::PartitionOffset>, usize), DirectError> {
+        let result = self.list_offsets_from(brokers, by_leader, isolation, timestamp, timeout);
+        if let Err(DirectError::Failed(_)) = &result {
+            self.conns.clear();
+        }
+        result
+    }
+
+    fn list_offsets_from(
+        &mut self,
+        brokers: &[Broker],
+        by_leader: &BTreeMap<i32, Vec<(&str, i32)>>,
+        isolation: i8,
+        timestamp: i64,
+        timeout: Duration,
+    ) -> Result<(Vec<wire::PartitionOffset>, usize), DirectError> {
+        let mut out = Vec::new();
+        let mut sent = 0;
+        for (leader, parts) in by_leader {
+            let Some(broker) = brokers.iter().find(|b| b.0 == *leader) else {
+                return Err(DirectError::Failed(format!(
+                    "leader {leader} is not in the metadata"
+                )));
+            };
+            let requests: Vec<Vec<u8>> = parts
+                .chunks(PARTITION_CHUNK)
+                .map(|chunk| {
+                    let mut topics: Vec<(&str, Vec<i32>)> = Vec::new();
+                    for (t, p) in chunk {
+                        match topics.last_mut() {
+                            Some((last, ps)) if last == t => ps.push(*p),
+                            _ => topics.push((t, vec![*p])),
+                        }
+                    }
+                    let id = self.id();
+                    wire::list_offsets(id, isolation, timestamp, &topics)
+                })
+                .collect();
+            sent += requests.len();
+            for body in self.exchange(broker, &requests, timeout, FOR_LIST_OFFSETS)? {
+                out.extend(wire::read_list_offsets(&body)?);
+            }
+        }
+        Ok((out, sent))
     }
 
     fn id(&mut self) -> i32 {
@@ -188,11 +253,12 @@ impl Direct {
         broker: &Broker,
         requests: &[Vec<u8>],
         timeout: Duration,
+        need: &[(i16, i16)],
     ) -> Result<Vec<Vec<u8>>, DirectError> {
         let lanes = LANES.min(requests.len()).max(1);
         let mut conns = Vec::with_capacity(lanes);
         for lane in 0..lanes {
-            self.ensure(broker, lane, timeout)?;
+            self.ensure(broker, lane, timeout, need)?;
             match self.conns.remove(&(broker.0, lane)) {
                 Some(c) => conns.push((lane, c)),
                 None => return Err(DirectError::Failed("no connection".into())),
@@ -232,12 +298,13 @@ impl Direct {
         Ok(answers.into_iter().map(|(_, a)| a).collect())
     }
 
-    /// Connection `lane` to `broker`, which takes the batched versions.
+    /// Connection `lane` to `broker`, which takes the versions `need` lists.
     fn ensure(
         &mut self,
         broker: &Broker,
         lane: usize,
         timeout: Duration,
+        need: &[(i16, i16)],
     ) -> Result<(), DirectError> {
         let key = (broker.0, lane);
         if let std::collections::hash_map::Entry::Vacant(slot) = self.conns.entry(key) {
@@ -254,31 +321,30 @@ impl Direct {
             stream.set_nodelay(true)?;
             slot.insert(Conn {
                 stream,
-                batched: None,
+                versions: None,
             });
         }
-        let known = self.conns.get(&key).and_then(|c| c.batched);
-        let batched = match known {
-            Some(b) => b,
-            None => {
-                let request = wire::api_versions(self.id());
-                let Some(conn) = self.conns.get_mut(&key) else {
-                    return Err(DirectError::Failed("no connection".into()));
-                };
-                let body = round_trip(&mut conn.stream, &request, timeout)?;
-                let versions = wire::read_api_versions(&body)?;
-                let max = |key| versions.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
-                let ok = max(wire::OFFSET_FETCH).is_some_and(|v| v >= 8)
-                    && max(wire::FIND_COORDINATOR).is_some_and(|v| v >= 4);
-                conn.batched = Some(ok);
-                ok
-            }
-        };
+        if self.conns.get(&key).is_some_and(|c| c.versions.is_none()) {
+            let request = wire::api_versions(self.id());
+            let Some(conn) = self.conns.get_mut(&key) else {
+                return Err(DirectError::Failed("no connection".into()));
+            };
+            let body = round_trip(&mut conn.stream, &request, timeout)?;
+            conn.versions = Some(wire::read_api_versions(&body)?);
+        }
+        let versions = self
+            .conns
+            .get(&key)
+            .and_then(|c| c.versions.as_deref())
+            .unwrap_or_default();
+        let batched = need
+            .iter()
+            .all(|(api, v)| versions.iter().any(|(k, max)| k == api && max >= v));
         if batched {
             Ok(())
         } else {
             Err(DirectError::Unsupported(format!(
-                "broker {} does not take OffsetFetch v8 and FindCoordinator v4",
+                "broker {} does not take the versions lagwatch batches with ({need:?} as (API key, version))",
                 broker.0
             )))
         }

@@ -42,7 +42,15 @@ impl Poll<'_> {
                 continue;
             }
             let n = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
-            topics.insert(Arc::from(t.name()), n);
+            let name: Arc<str> = Arc::from(t.name());
+            if self.plan.direct.is_some() {
+                for p in t.partitions() {
+                    if p.error().is_none() && p.leader() >= 0 {
+                        self.leaders.insert((name.clone(), p.id()), p.leader());
+                    }
+                }
+            }
+            topics.insert(name, n);
         }
         Ok(topics)
     }

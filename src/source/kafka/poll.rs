@@ -155,8 +155,11 @@ pub(super) struct Poll<'a> {
     pub plan: &'a Plan,
     pub trace: PollTrace,
     pub partial: Partial,
-    /// The brokers of the metadata (step 1), for step 3a.
+    /// The brokers of the metadata (step 1), for steps 3a and 5a.
     pub brokers: Vec<super::direct::Broker>,
+    /// Each partition's leader (step 1), for step 5a; filled only when the
+    /// batched steps are on.
+    pub leaders: HashMap<super::lag::Tp, i32>,
     pub direct: Option<Result<(), super::direct::DirectError>>,
 }
 
@@ -259,6 +262,7 @@ pub(super) fn run(client: &Client, plan: &Plan) -> Result<Outcome, PollFailure> 
         trace: PollTrace::default(),
         partial: Partial::new(),
         brokers: Vec::new(),
+        leaders: HashMap::new(),
         direct: None,
     };
     let topics = poll.metadata()?;

@@ -15,6 +15,7 @@ use std::fmt;
 pub const API_VERSIONS: i16 = 18;
 pub const FIND_COORDINATOR: i16 = 10;
 pub const OFFSET_FETCH: i16 = 9;
+pub const LIST_OFFSETS: i16 = 2;
 
 /// An answer lagwatch cannot read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,6 +124,33 @@ pub fn offset_fetch(correlation_id: i32, groups: &[&str]) -> Vec<u8> {
     // require_stable: false (what librdkafka's ListConsumerGroupOffsets sends
     // by default); tagged fields.
     w.i8(0);
+    w.uvarint(0);
+    w.finish()
+}
+
+/// ListOffsets v6 (`timestamp` -1: latest, -2: earliest) of `topics`'
+/// partitions, at `isolation` (0 read_uncommitted, 1 read_committed).
+pub fn list_offsets(
+    correlation_id: i32,
+    isolation: i8,
+    timestamp: i64,
+    topics: &[(&str, Vec<i32>)],
+) -> Vec<u8> {
+    let mut w = Writer::request(LIST_OFFSETS, 6, correlation_id, true);
+    w.i32(-1);
+    w.i8(isolation);
+    w.compact_len(Some(topics.len()));
+    for (name, partitions) in topics {
+        w.compact_string(name);
+        w.compact_len(Some(partitions.len()));
+        for p in partitions {
+            w.i32(*p);
+            w.i32(-1);
+            w.buf.extend_from_slice(&timestamp.to_be_bytes());
+            w.uvarint(0);
+        }
+        w.uvarint(0);
+    }
     w.uvarint(0);
     w.finish()
 }
@@ -335,6 +363,45 @@ pub fn read_offsets(body: &[u8]) -> Result<Vec<GroupOffsets>, WireError> {
     Ok(out)
 }
 
+/// One partition's offset from ListOffsets v6.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub error_code: i16,
+    pub offset: i64,
+}
+
+pub fn read_list_offsets(body: &[u8]) -> Result<Vec<PartitionOffset>, WireError> {
+    let mut r = Reader::new(body);
+    r.header(true)?;
+    let _throttle = r.i32()?;
+    let topics = r.compact_array(3)?;
+    let mut out = Vec::new();
+    for _ in 0..topics {
+        let topic = r.compact_string()?.unwrap_or_default();
+        let n = r.compact_array(27)?;
+        out.reserve(n);
+        for _ in 0..n {
+            let partition = r.i32()?;
+            let error_code = r.i16()?;
+            let _timestamp = r.i64()?;
+            let offset = r.i64()?;
+            let _epoch = r.i32()?;
+            r.tagged()?;
+            out.push(PartitionOffset {
+                topic: topic.clone(),
+                partition,
+                error_code,
+                offset,
+            });
+        }
+        r.tagged()?;
+    }
+    r.tagged()?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,6 +523,40 @@ mod tests {
         assert_eq!(read_api_versions(&w.buf).unwrap(), vec![(9, 8), (10, 4)]);
     }
 
+    #[test]
+    fn a_list_offsets_answer_is_read_partition_by_partition() {
+        let body = answer(5, |w| {
+            w.i32(0);
+            w.compact_len(Some(1));
+            w.compact_string("orders");
+            w.compact_len(Some(2));
+            for (p, code, o) in [(0, 0i16, 120i64), (1, 6, -1)] {
+                w.i32(p);
+                w.i16(code);
+                w.buf.extend_from_slice(&(-1i64).to_be_bytes());
+                w.buf.extend_from_slice(&o.to_be_bytes());
+                w.i32(0);
+                w.uvarint(0);
+            }
+            w.uvarint(0);
+            w.uvarint(0);
+        });
+        let got = read_list_offsets(&body).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].partition, got[0].offset, got[0].error_code),
+            (0, 120, 0)
+        );
+        assert_eq!((got[1].partition, got[1].error_code), (1, 6));
+        for cut in 0..body.len() {
+            assert!(read_list_offsets(&body[..cut]).is_err(), "cut at {cut}");
+        }
+        // The request: replica -1, isolation, one topic, two partitions.
+        let r = list_offsets(9, 1, -2, &[("orders", vec![0, 1])]);
+        assert_eq!(&r[4..8], &[0, 2, 0, 6]);
+        assert_eq!(&r[23..28], &[0xff, 0xff, 0xff, 0xff, 1]);
+    }
+
     proptest::proptest! {
         /// Hostile answers: any bytes are read or refused, never a panic.
         #[test]
@@ -463,6 +564,7 @@ mod tests {
             let _ = read_offsets(&bytes);
             let _ = read_coordinators(&bytes);
             let _ = read_api_versions(&bytes);
+            let _ = read_list_offsets(&bytes);
         }
     }
 }
