@@ -15,6 +15,11 @@ const FAMILIES: &[(&str, &str, &str, ViewValue)] = &[
     ("lagwatch_dead_letters_undrained", "gauge", "Kafka: messages of the dead-letter topic no consumer group has consumed yet (the least lag of the groups reading it; every stored message when no group does).", |v| v.undrained.map(|u| u as f64)),
 ];
 
+/// An advisory count that has never counted anything.
+fn quiet(v: &DeadLetterView) -> bool {
+    v.dead_letter_topic.is_none() && v.total == 0 && v.recent == 0
+}
+
 /// The labels of one dead-letter queue's series.
 fn labels<'a>(src: &'a SourceView, v: &'a DeadLetterView) -> [(&'static str, &'a str); 6] {
     [
@@ -35,6 +40,12 @@ pub(super) fn render(w: &mut Writer, sources: &[SourceView], at: Millis) {
         w.family(name, help, kind);
         for (i, src) in sources.iter().enumerate() {
             for v in src.dead_letters.iter() {
+                // A JetStream consumer with no advisory yet exports its zero
+                // counter only (for increase()): two series per consumer,
+                // not eight.
+                if *name != "lagwatch_dead_letters_total" && quiet(v) {
+                    continue;
+                }
                 let Some(x) = value(v) else { continue };
                 w.series(i, name, &labels(src, v), x);
             }
@@ -43,7 +54,7 @@ pub(super) fn render(w: &mut Writer, sources: &[SourceView], at: Millis) {
     const STALE: &str = "lagwatch_dead_letters_stale_seconds";
     w.family(STALE, "Age of the dead-letter figures when the source's last poll could not read them (0 when it did): the series above then hold their last known values; their increase() is not an all-clear.", "gauge");
     for (i, src) in sources.iter().enumerate() {
-        for v in src.dead_letters.iter() {
+        for v in src.dead_letters.iter().filter(|v| !quiet(v)) {
             let stale = src.last_poll.is_some_and(|p| v.read_at < p);
             let age = if stale {
                 at.0.saturating_sub(v.read_at.0).max(0) as f64 / 1000.0
