@@ -585,63 +585,61 @@ fn jetstream_load(nats: &Nats, load: &mut Load) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let stop = load.stop.clone();
-    let retry_js = js.clone();
-    rt.spawn(async move {
-        let c: consumer::PullConsumer = retry_js
-            .get_stream(RETRY_STREAM)
+    // A poison message: never acked, redelivered after ack_wait, given up on
+    // after max_deliver.
+    rt.spawn(pull_loop(
+        js.clone(),
+        RETRY_STREAM,
+        RETRYING,
+        |i| !i.stream_sequence.is_multiple_of(5),
+        Duration::from_millis(100),
+        load.stop.clone(),
+    ));
+    rt.spawn(pull_loop(
+        js,
+        STREAM,
+        DRAINER,
+        |_| true,
+        Duration::from_millis(200),
+        load.stop.clone(),
+    ));
+    load.runtime = Some(rt);
+}
+
+/// A pull consumer fetching until `stop`, acknowledging what `ack` says,
+/// resting `rest` between fetches.
+async fn pull_loop(
+    js: jetstream::Context,
+    stream: &'static str,
+    name: &'static str,
+    ack: fn(&async_nats::jetstream::message::Info) -> bool,
+    rest: Duration,
+    stop: Arc<AtomicBool>,
+) {
+    let c: consumer::PullConsumer = js
+        .get_stream(stream)
+        .await
+        .unwrap()
+        .get_consumer(name)
+        .await
+        .unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut msgs) = c
+            .fetch()
+            .max_messages(100)
+            .expires(Duration::from_millis(500))
+            .messages()
             .await
-            .unwrap()
-            .get_consumer(RETRYING)
-            .await
-            .unwrap();
-        while !stop.load(Ordering::Relaxed) {
-            let Ok(mut msgs) = c
-                .fetch()
-                .max_messages(100)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-            else {
-                continue;
-            };
-            while let Some(Ok(m)) = msgs.next().await {
-                // A poison message: never acked, redelivered after ack_wait,
-                // given up on after max_deliver.
-                let poison = m.info().is_ok_and(|i| i.stream_sequence.is_multiple_of(5));
-                if !poison {
-                    let _ = m.ack().await;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    let stop = load.stop.clone();
-    rt.spawn(async move {
-        let c: consumer::PullConsumer = js
-            .get_stream(STREAM)
-            .await
-            .unwrap()
-            .get_consumer(DRAINER)
-            .await
-            .unwrap();
-        while !stop.load(Ordering::Relaxed) {
-            let Ok(mut msgs) = c
-                .fetch()
-                .max_messages(100)
-                .expires(Duration::from_millis(500))
-                .messages()
-                .await
-            else {
-                continue;
-            };
-            while let Some(Ok(m)) = msgs.next().await {
+        else {
+            continue;
+        };
+        while let Some(Ok(m)) = msgs.next().await {
+            if m.info().is_ok_and(|i| ack(&i)) {
                 let _ = m.ack().await;
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-    });
-    load.runtime = Some(rt);
+        tokio::time::sleep(rest).await;
+    }
 }
 
 fn daemon_config(kafka: &str, nats: &str) -> String {

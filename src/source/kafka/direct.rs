@@ -133,13 +133,7 @@ impl Direct {
             .collect();
         let names: Vec<&str> = groups.iter().map(String::as_str).collect();
         let asked: std::collections::HashSet<&str> = names.iter().copied().collect();
-        let requests: Vec<Vec<u8>> = names
-            .chunks(CHUNK)
-            .map(|c| {
-                let id = self.id();
-                wire::find_coordinators(id, c)
-            })
-            .collect();
+        let requests = self.chunked(&names, wire::find_coordinators);
         let answers = self.exchange(first, &requests, timeout, FOR_OFFSETS)?;
         *out.requests.entry("FindCoordinator").or_default() += requests.len();
         for body in answers {
@@ -160,13 +154,7 @@ impl Direct {
                 continue;
             };
             let broker = (node, host, port);
-            let requests: Vec<Vec<u8>> = gs
-                .chunks(CHUNK)
-                .map(|c| {
-                    let id = self.id();
-                    wire::offset_fetch(id, c)
-                })
-                .collect();
+            let requests = self.chunked(&gs, wire::offset_fetch);
             let answers = self.exchange(&broker, &requests, timeout, FOR_OFFSETS)?;
             *out.requests.entry("OffsetFetch").or_default() += requests.len();
             for body in answers {
@@ -236,6 +224,11 @@ impl Direct {
             }
         }
         Ok((out, sent))
+    }
+
+    /// One request of `build` per [`CHUNK`] groups, each with its own id.
+    fn chunked(&mut self, groups: &[&str], build: fn(i32, &[&str]) -> Vec<u8>) -> Vec<Vec<u8>> {
+        groups.chunks(CHUNK).map(|c| build(self.id(), c)).collect()
     }
 
     fn id(&mut self) -> i32 {
