@@ -823,23 +823,30 @@ mod tests {
         (engine, rx)
     }
 
-    fn poll(e: &mut Engine, t: i64, samples: Vec<Sample>, partial: bool) {
+    /// Applies one successful poll of source `S` at `t` seconds.
+    fn apply_at(e: &mut Engine, t: i64, data: PollData) -> Millis {
         let at = Millis(1_800_000_000_000 + t * 1000);
         e.apply(PollBatch {
             source: SourceId::new(S),
             system: System::Kafka,
             at,
             duration: std::time::Duration::ZERO,
-            result: Ok(PollData {
-                samples,
-                partial_errors: if partial {
-                    vec![(ErrorKind::OffsetFetch, 1)]
-                } else {
-                    Vec::new()
-                },
-                ..PollData::default()
-            }),
+            result: Ok(data),
         });
+        at
+    }
+
+    fn poll(e: &mut Engine, t: i64, samples: Vec<Sample>, partial: bool) {
+        let data = PollData {
+            samples,
+            partial_errors: if partial {
+                vec![(ErrorKind::OffsetFetch, 1)]
+            } else {
+                Vec::new()
+            },
+            ..PollData::default()
+        };
+        let at = apply_at(e, t, data);
         e.evaluate_alerts(at);
     }
 
@@ -970,13 +977,10 @@ mod tests {
         use crate::model::{DeadLetterReading, DeadLetterReason};
         let (mut e, _rx) = engine();
         let batch = |e: &mut Engine, t: i64, total: Option<u64>| {
-            let at = Millis(1_800_000_000_000 + t * 1000);
-            e.apply(PollBatch {
-                source: SourceId::new(S),
-                system: System::Kafka,
-                at,
-                duration: std::time::Duration::ZERO,
-                result: Ok(PollData {
+            apply_at(
+                e,
+                t,
+                PollData {
                     samples: vec![sample("g", 0, 5)],
                     dead_letters: total
                         .map(|total| DeadLetterReading {
@@ -999,8 +1003,8 @@ mod tests {
                         Vec::new()
                     },
                     ..PollData::default()
-                }),
-            });
+                },
+            );
             let src = &e.sources[&SourceId::new(S)];
             (
                 src.dead_letters.first().cloned(),
@@ -1057,17 +1061,15 @@ mod tests {
             partitions: 1,
         };
         let batch = |e: &mut Engine, t: i64, samples: Vec<Sample>, dead: Vec<DeadLetterReading>| {
-            e.apply(PollBatch {
-                source: SourceId::new(S),
-                system: System::Kafka,
-                at: Millis(1_800_000_000_000 + t * 1000),
-                duration: std::time::Duration::ZERO,
-                result: Ok(PollData {
+            apply_at(
+                e,
+                t,
+                PollData {
                     samples,
                     dead_letters: dead,
                     ..PollData::default()
-                }),
-            });
+                },
+            );
             let src = &e.sources[&SourceId::new(S)];
             src.dead_letters
                 .iter()

@@ -110,11 +110,16 @@ impl Direct {
             return Err(DirectError::Failed("no broker in the metadata".into()));
         };
         let result = self.fetch_from(first, brokers, groups, timeout, &mut out);
+        self.forget_on_failure(result).map(|()| out)
+    }
+
+    /// A connection in an unknown state (I/O failed mid-answer, an answer
+    /// that did not parse) is not reused: every one is made again.
+    fn forget_on_failure<T>(&mut self, result: Result<T, DirectError>) -> Result<T, DirectError> {
         if let Err(DirectError::Failed(_)) = &result {
-            // A connection in an unknown state is not reused.
             self.conns.clear();
         }
-        result.map(|()| out)
+        result
     }
 
     fn fetch_from(
@@ -182,10 +187,7 @@ impl Direct {
         timeout: Duration,
     ) -> Result<(Vec<wire::PartitionOffset>, usize), DirectError> {
         let result = self.list_offsets_from(brokers, by_leader, isolation, timestamp, timeout);
-        if let Err(DirectError::Failed(_)) = &result {
-            self.conns.clear();
-        }
-        result
+        self.forget_on_failure(result)
     }
 
     fn list_offsets_from(
