@@ -2,8 +2,8 @@
 //! by the real engine (Kafka groups at partition granularity plus JetStream
 //! consumers, with rates, time lag, ETA and recommendations present), then
 //! - render time per snapshot (`export::render`, what the engine does once per
-//!   poll) and the body size, plain and gzip (plus the gzip time, paid once per
-//!   snapshot on the first scrape that asks for it);
+//!   poll: the text compressed as it is written) and the body size, plain and
+//!   gzip (only the gzip is kept);
 //! - scrape latency under concurrent scrapes of the real HTTP router, measured by
 //!   `wrk` in another process (loopback; the server runs on tokio's default
 //!   multi-thread runtime, as the daemon does).
@@ -23,7 +23,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -165,15 +164,6 @@ fn series_lines(body: &[u8]) -> usize {
     body.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty() && l[0] != b'#')
         .count()
-}
-
-fn gzip(body: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(body).unwrap_or_default();
-    enc.finish().unwrap_or_default()
 }
 
 fn median(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
@@ -326,7 +316,7 @@ fn main() {
     let snap: Arc<Snapshot> = snapshots.borrow().clone();
     let built = build.elapsed();
 
-    let body = snap.metrics_text.clone();
+    let body = snap.metrics().plain();
     let series = series_lines(&body);
     let kafka_partitions = groups * topics * partitions;
     println!(
@@ -346,30 +336,23 @@ fn main() {
         snap.history_keys
     );
 
-    // Render time per snapshot: what the engine pays once per poll.
+    // Render time per snapshot: what the engine pays once per poll, the text
+    // compressed as it is written (the snapshot keeps only the gzip).
     let own = SelfMetrics::new(&ids, &[]).unwrap_or_else(|e| panic!("metrics: {e}"));
     let mut renders = Vec::new();
-    let mut len = 0;
+    let mut gz_len = 0;
     for _ in 0..RENDERS {
         let t = Instant::now();
-        let text = export::render(&own, &snap.sources, &plan, snap.history_keys, snap.at);
+        let compressed = export::render(&own, &snap.sources, &plan, snap.history_keys, snap.at);
         renders.push(t.elapsed());
-        len = std::hint::black_box(text).len();
+        gz_len = std::hint::black_box(compressed).len();
     }
     let (lo, mid, hi) = median(renders);
     println!(
-        "  render per snapshot: median {mid:.1?} (min {lo:.1?}, max {hi:.1?}) over {RENDERS} renders; {len} bytes"
+        "  render and compress per snapshot: median {mid:.1?} (min {lo:.1?}, max {hi:.1?}) over {RENDERS} renders"
     );
-    let mut gzips = Vec::new();
-    let mut gz_len = 0;
-    for _ in 0..5 {
-        let t = Instant::now();
-        gz_len = std::hint::black_box(gzip(&body)).len();
-        gzips.push(t.elapsed());
-    }
-    let (glo, gmid, _) = median(gzips);
     println!(
-        "  body: {:.2} MiB plain ({:.0} B/series), {:.2} MiB gzip ({:.1}x); gzip (fast) per snapshot: median {gmid:.1?} (min {glo:.1?})",
+        "  body: {:.2} MiB plain ({:.0} B/series), kept as {:.2} MiB gzip ({:.1}x)",
         body.len() as f64 / 1048576.0,
         body.len() as f64 / series.max(1) as f64,
         gz_len as f64 / 1048576.0,
@@ -405,8 +388,6 @@ fn main() {
         std::future::pending(),
     ));
     let url = format!("http://{addr}/metrics");
-    // Warm the gzip cache the way the first gzip scrape would.
-    let _ = snap.metrics_gzip();
     println!(
         "  scrape latency (wrk, loopback, server on tokio multi-thread, 2 cores shared with wrk):"
     );

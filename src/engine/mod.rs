@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::alert::{AlertEvaluator, Incident, Notification, Observation};
@@ -141,7 +140,13 @@ impl Engine {
             .map(|(id, system)| (id.clone(), SourceView::new(id.clone(), *system)))
             .collect();
         let order = cfg.sources.iter().map(|(id, _)| id.clone()).collect();
-        let initial = Snapshot::new(Millis::now(), Vec::new(), 0, Arc::default(), Bytes::new());
+        let initial = Snapshot::new(
+            Millis::now(),
+            Vec::new(),
+            0,
+            Arc::default(),
+            crate::snapshot::gzip::prefix(b""),
+        );
         let (snapshot_tx, rx) = watch::channel(Arc::new(initial));
         let mut engine = Engine {
             sources,
@@ -477,13 +482,13 @@ impl Engine {
             .iter()
             .filter_map(|id| self.sources.get(id).cloned())
             .collect();
-        let text = export::render(&self.metrics, &sources, &self.plan, self.history.len(), at);
+        let body = export::render(&self.metrics, &sources, &self.plan, self.history.len(), at);
         let snapshot = Snapshot::new(
             at,
             sources,
             self.history.len(),
             self.incidents.clone(),
-            Bytes::from(text),
+            body,
         );
         // send_replace: publishing must not fail just because no reader is left.
         self.snapshot_tx.send_replace(Arc::new(snapshot));
@@ -1172,7 +1177,7 @@ mod tests {
                 }),
             });
             engine.publish(Millis(1_800_000_000_000));
-            let text = String::from_utf8_lossy(&snapshots.borrow().metrics_text).to_string();
+            let text = snapshots.borrow().metrics_text();
             text.lines()
                 .filter(|l| l.starts_with("kafka_consumergroup_group_lag{"))
                 .collect::<Vec<_>>()

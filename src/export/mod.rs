@@ -1,6 +1,6 @@
 //! The Prometheus exposition, rendered from a snapshot's views only: the
-//! engine's own counters plus the per-consumer series, written straight into one
-//! text body per snapshot (compressed once, see [`crate::snapshot::gzip`]). Live metrics of other
+//! engine's own counters plus the per-consumer series, written once per snapshot
+//! straight into its compressed body (see [`crate::snapshot::gzip`]). Live metrics of other
 //! owners (the notifier) are appended at scrape time by the HTTP handler.
 
 mod compat;
@@ -17,7 +17,7 @@ use crate::analysis::diagnosis::Cause;
 use crate::analysis::{self, GroupAnalysis, TimeLagQuality};
 use crate::config::{Granularity, Settings};
 use crate::model::{JetstreamParts, Millis, SourceId, Status, StreamState, System};
-use crate::snapshot::{GroupView, PartitionView, SourceView};
+use crate::snapshot::{gzip, GroupView, PartitionView, SourceView};
 
 /// How much detail each source exports, and the optional compatibility names.
 #[derive(Clone, Debug, Default)]
@@ -62,16 +62,20 @@ pub struct SourcePlan {
     pub labels: Vec<(String, String)>,
 }
 
-/// Renders the whole exposition for one snapshot.
+/// Renders the whole exposition for one snapshot, compressed as it is written:
+/// at partition granularity the text is tens of megabytes, and only its gzip
+/// (about a tenth) is kept. The per-consumer series come first, lagwatch's own
+/// metrics last (they count what was written).
 pub fn render(
     own: &SelfMetrics,
     sources: &[SourceView],
     plan: &Plan,
     history_keys: usize,
     at: Millis,
-) -> String {
+) -> gzip::Prefix {
     let mut w = Writer {
-        out: String::with_capacity(64 * 1024),
+        out: String::with_capacity(SPILL + 4 * 1024),
+        sink: gzip::Builder::new(),
         budget: sources
             .iter()
             .map(|s| Budget {
@@ -110,9 +114,6 @@ pub fn render(
         compat::render(&mut w, sources, plan.kafka_lag_exporter_member_labels);
     }
 
-    let mut out = String::with_capacity(w.out.len() + 16 * 1024);
-    own.encode(&mut out);
-    let consumers = std::mem::take(&mut w.out);
     w.family(
         "lagwatch_series",
         "Per-consumer series this source exports in the current snapshot (after the cap).",
@@ -138,9 +139,9 @@ pub fn render(
         "gauge",
     );
     w.raw_series("lagwatch_history_keys", &[], history_keys as f64);
-    out.push_str(&w.out);
-    out.push_str(&consumers);
-    out
+    own.encode(&mut w.out);
+    w.spill();
+    w.sink.finish()
 }
 
 /// Labels of a group-level series: JetStream consumers carry their stream as
@@ -531,9 +532,14 @@ struct Budget {
     dropped: usize,
 }
 
+/// Text is buffered up to this many bytes, then compressed.
+const SPILL: usize = 64 * 1024;
+
 /// Appends the text format; counts series per source against its cap.
 struct Writer {
+    /// Text not yet compressed, at most about [`SPILL`] bytes.
     out: String,
+    sink: gzip::Builder,
     budget: Vec<Budget>,
     /// Per source (same index as `budget`): its static labels, added to each
     /// of its series.
@@ -544,6 +550,20 @@ impl Writer {
     fn family(&mut self, name: &str, help: &str, kind: &str) {
         let _ = writeln!(self.out, "# HELP {name} {help}");
         let _ = writeln!(self.out, "# TYPE {name} {kind}");
+        self.spill_full();
+    }
+
+    /// Compresses the buffered text once it is [`SPILL`] bytes.
+    fn spill_full(&mut self) {
+        if self.out.len() >= SPILL {
+            self.spill();
+        }
+    }
+
+    /// Compresses the buffered text.
+    fn spill(&mut self) {
+        self.sink.write(self.out.as_bytes());
+        self.out.clear();
     }
 
     /// One series of source `src` (index into the budget), unless its cap is spent.
@@ -563,10 +583,12 @@ impl Writer {
     fn source_series(&mut self, src: usize, name: &str, labels: &[(&str, &str)], value: f64) {
         let extra = self.statics.get(src).map_or(&[][..], Vec::as_slice);
         write_series(&mut self.out, name, labels, extra, value);
+        self.spill_full();
     }
 
     fn raw_series(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
         write_series(&mut self.out, name, labels, &[], value);
+        self.spill_full();
     }
 }
 

@@ -206,26 +206,27 @@ fn bearer(value: &str) -> Option<&str> {
 const PROM_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The snapshot's body (rendered once per poll) followed by the live metrics,
-/// as a stream of pieces so the large body is never copied; gzip as one member
-/// whose large part was compressed once per snapshot.
+/// as a stream of pieces so the large body is never copied: gzip as one member
+/// whose large part was compressed once per snapshot; plain (a scraper that
+/// does not ask for gzip) inflated on the fly, 64 KiB at a time.
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let snap = state.latest();
     let mut live = String::new();
     for r in &state.live_metrics {
         encode_registry(r, &mut live);
     }
-    let (pieces, gzip): (Vec<Bytes>, bool) = if accepts_gzip(&headers) {
-        (
-            snap.metrics_gzip().with_tail(live.as_bytes()).to_vec(),
-            true,
-        )
+    type Pieces = Box<dyn Iterator<Item = std::io::Result<Bytes>> + Send>;
+    let gzip = accepts_gzip(&headers);
+    let (pieces, length): (Pieces, u64) = if gzip {
+        let pieces = snap.metrics().with_tail(live.as_bytes());
+        let length = pieces.iter().map(|p| p.len() as u64).sum();
+        (Box::new(pieces.into_iter().map(Ok)), length)
     } else {
-        (vec![snap.metrics_text.clone(), Bytes::from(live)], false)
+        let length = snap.metrics().plain_len() + live.len() as u64;
+        let tail = std::iter::once(Ok(Bytes::from(live)));
+        (Box::new(snap.metrics().inflate().chain(tail)), length)
     };
-    let length: usize = pieces.iter().map(Bytes::len).sum();
-    let body = Body::from_stream(futures::stream::iter(
-        pieces.into_iter().map(Ok::<_, std::convert::Infallible>),
-    ));
+    let body = Body::from_stream(futures::stream::iter(pieces));
     let mut response = (
         [
             (header::CONTENT_TYPE, PROM_TEXT),
@@ -326,7 +327,13 @@ mod tests {
 
     /// The real router over an empty snapshot.
     fn app() -> Router {
-        let snap = Snapshot::new(Millis(0), Vec::new(), 0, Arc::new(Vec::new()), Bytes::new());
+        let snap = Snapshot::new(
+            Millis(0),
+            Vec::new(),
+            0,
+            Arc::new(Vec::new()),
+            crate::snapshot::gzip::prefix(b""),
+        );
         let (_tx, rx) = watch::channel(Arc::new(snap));
         router(
             AppState {

@@ -5,9 +5,7 @@
 
 pub mod gzip;
 
-use std::sync::{Arc, OnceLock};
-
-use axum::body::Bytes;
+use std::sync::Arc;
 
 use crate::alert::Incident;
 
@@ -252,10 +250,9 @@ pub struct Snapshot {
     pub history_keys: usize,
     /// Open incidents of the notification rules.
     pub incidents: Arc<Vec<Incident>>,
-    /// The Prometheus text exposition of this snapshot, rendered once.
-    pub metrics_text: Bytes,
-    /// The same, deflated on the first scrape that asks for gzip.
-    metrics_gzip: OnceLock<gzip::Prefix>,
+    /// The Prometheus text exposition of this snapshot, rendered once and kept
+    /// only compressed (see [`gzip`]).
+    metrics: gzip::Prefix,
 }
 
 impl Snapshot {
@@ -265,15 +262,14 @@ impl Snapshot {
         sources: Vec<SourceView>,
         history_keys: usize,
         incidents: Arc<Vec<Incident>>,
-        metrics_text: Bytes,
+        metrics: gzip::Prefix,
     ) -> Snapshot {
         Snapshot {
             at,
             sources,
             history_keys,
             incidents,
-            metrics_text,
-            metrics_gzip: OnceLock::new(),
+            metrics,
         }
     }
 
@@ -283,10 +279,15 @@ impl Snapshot {
         self.sources.iter().all(|s| s.polled)
     }
 
-    /// The /metrics body deflated, computed at most once per snapshot (on the
-    /// first scrape that asks for gzip); each scrape appends its live tail.
-    pub fn metrics_gzip(&self) -> &gzip::Prefix {
-        self.metrics_gzip
-            .get_or_init(|| gzip::prefix(&self.metrics_text))
+    /// The /metrics body, deflated as it was rendered; each scrape appends its
+    /// live tail.
+    pub fn metrics(&self) -> &gzip::Prefix {
+        &self.metrics
+    }
+
+    /// The /metrics body as text (tests and in-process readers; a scrape
+    /// streams it instead).
+    pub fn metrics_text(&self) -> String {
+        String::from_utf8_lossy(&self.metrics.plain()).into_owned()
     }
 }
