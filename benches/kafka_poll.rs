@@ -4,13 +4,20 @@
 //! - in process, per `KafkaPoller::poll`: wall time, time waiting on the broker
 //!   per phase, broker requests by API (librdkafka statistics), CPU time
 //!   (utime + stime of the process, the figures getrusage reports);
-//! - the lagwatch binary on the same cluster: CPU per poll, resident memory,
-//!   /metrics scrape time and size.
+//! - the lagwatch binary on the same cluster, at partition granularity, and
+//!   with KAFKA_BENCH_PEER=/path/to/klag-exporter that exporter beside it,
+//!   started together: CPU and memory (VmRSS, VmHWM) over the first 65 s
+//!   (histories empty), then at steady state (rings full) CPU per poll, RSS
+//!   between and during polls, peak RSS, /metrics scrape time and size, and
+//!   lagwatch's poll wall time.
 //!
 //! Run: `cargo bench --bench kafka_poll`
 //! (env KAFKA_BENCH_TOPICS, _PARTITIONS, _GROUPS, _POLLS override the sizes;
-//! KAFKA_BENCH_DAEMON_POLL the daemon's poll interval, default 5s, with an
-//! analysis window of 20 polls: the default configuration's ring of 23 points;
+//! KAFKA_BENCH_DAEMON_POLL the daemon's poll interval, default 10s, with an
+//! analysis window of KAFKA_BENCH_WINDOW_POLLS (20) polls, a ring of 23 points
+//! like the default configuration's; KAFKA_BENCH_GRANULARITY (partition);
+//! KAFKA_BENCH_DAEMON_ONLY=true skips the in-process polls;
+//! KAFKA_BENCH_LAGWATCH=/path/to/lagwatch runs another build as the daemon;
 //! KAFKA_BENCH_BOOTSTRAP=host:port measures an existing cluster instead of a
 //! fresh tansu, creating the fixtures only where they are missing, so a rerun
 //! skips the ~60 s of setup; KAFKA_BENCH_BATCH=false reads committed offsets
@@ -181,6 +188,10 @@ fn main() {
     // In process: the poller alone.
     let batch = std::env::var("KAFKA_BENCH_BATCH").unwrap_or_else(|_| "true".into());
     eprintln!("batch_offset_fetch: {batch}");
+    if std::env::var("KAFKA_BENCH_DAEMON_ONLY").is_ok_and(|v| v == "true") {
+        daemon_side_by_side(&b, &batch);
+        return;
+    }
     let yaml = format!(
         "request_timeout: 30s\npoll_interval: 30s\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      batch_offset_fetch: {batch}\n      properties:\n        statistics.interval.ms: \"1000\"\n"
     );
@@ -268,21 +279,163 @@ fn main() {
         rss_now - rss_before
     );
     exact_time_lag_cost(&rt, poller, keys, &me);
+    daemon_side_by_side(&b, &batch);
+}
 
-    // The daemon: CPU per poll, RSS, scrape, at steady state. Its memory is
-    // mostly the analysis history, whose ring holds window / poll + 3 points
-    // per partition; the default (10 m window, 30 s poll) gives 23 and takes
-    // 11 minutes to fill. The bench keeps that ring (window = 20 polls) at a
-    // 5 s poll, so the rings are full after 2 minutes and every figure is the
-    // default configuration's steady state.
-    let daemon_poll = std::env::var("KAFKA_BENCH_DAEMON_POLL").unwrap_or_else(|_| "5s".into());
+/// A process measured from outside: CPU and memory from /proc.
+struct Measured {
+    name: &'static str,
+    pid: String,
+    /// The /metrics address (host:port).
+    addr: String,
+    low: f64,
+    high: f64,
+}
+
+impl Measured {
+    fn new(name: &'static str, pid: u32, addr: String) -> Measured {
+        Measured {
+            name,
+            pid: pid.to_string(),
+            addr,
+            low: f64::MAX,
+            high: 0.0,
+        }
+    }
+
+    fn sample(&mut self) {
+        let (now, _) = rss(&self.pid);
+        self.low = self.low.min(now);
+        self.high = self.high.max(now);
+    }
+
+    /// GET /metrics as Prometheus asks for it (gzip accepted): (wall, bytes on
+    /// the wire, plain bytes, lines).
+    fn scrape(&self) -> (Duration, usize, usize, usize) {
+        use std::io::{Read as _, Write as _};
+        let start = Instant::now();
+        let mut s = std::net::TcpStream::connect(&self.addr).expect("connect");
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: {}\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .expect("send");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read");
+        let wall = start.elapsed();
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("an HTTP answer");
+        let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{}: {head}", self.name);
+        let mut body = raw[split + 4..].to_vec();
+        if head.contains("transfer-encoding: chunked") {
+            body = dechunk(&body);
+        }
+        let wire = body.len();
+        if head.contains("content-encoding: gzip") {
+            let mut plain = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut plain)
+                .expect("gunzip");
+            body = plain;
+        }
+        let lines = body.iter().filter(|b| **b == b'\n').count();
+        (wall, wire, body.len(), lines)
+    }
+}
+
+/// A chunked HTTP/1.1 body, joined.
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&s[..eol]);
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        let rest = &s[eol + 2..];
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.extend_from_slice(&rest[..n]);
+        s = rest.get(n + 2..).unwrap_or_default();
+    }
+    out
+}
+
+/// lagwatch's poll durations so far: (sum of seconds, count), from
+/// `lagwatch_poll_duration_seconds`.
+fn poll_durations(m: &Measured) -> (f64, f64) {
+    let (status, body) = common::http_get(&m.addr, "/metrics").expect("scrape");
+    assert_eq!(status, 200);
+    let find = |suffix: &str| {
+        body.lines()
+            .filter(|l| l.starts_with(&format!("lagwatch_poll_duration_seconds_{suffix}{{")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    (find("sum"), find("count"))
+}
+
+/// klag-exporter's configuration for the same cluster, poll interval and
+/// granularity, timestamp sampling on (its default).
+fn peer_config(bootstrap: &str, poll: &str, granularity: &str, port: u16) -> String {
+    format!(
+        "[exporter]\npoll_interval = \"{poll}\"\nhttp_port = {port}\nhttp_host = \"127.0.0.1\"\ngranularity = \"{granularity}\"\n\n[exporter.timestamp_sampling]\nenabled = true\n\n[exporter.otel]\nenabled = false\n\n[[clusters]]\nname = \"bench\"\nbootstrap_servers = \"{bootstrap}\"\ngroup_whitelist = [\".*\"]\ngroup_blacklist = []\ntopic_whitelist = [\".*\"]\ntopic_blacklist = [\"^__.*\"]\n"
+    )
+}
+
+/// The lagwatch binary (and, with KAFKA_BENCH_PEER, klag-exporter) on the same
+/// cluster, started together and measured over the same spans: the first 65 s
+/// (histories empty) and the steady state (rings full).
+fn daemon_side_by_side(b: &str, batch: &str) {
+    let daemon_poll = std::env::var("KAFKA_BENCH_DAEMON_POLL").unwrap_or_else(|_| "10s".into());
     let poll_every = humantime::parse_duration(&daemon_poll).expect("KAFKA_BENCH_DAEMON_POLL");
-    let window = poll_every * 20;
-    let daemon = common::Daemon::start(&format!(
-        "http:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nanalysis:\n  window: {}ms\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      poll_interval: {daemon_poll}\n      request_timeout: 30s\n      batch_offset_fetch: {batch}\n",
+    let granularity =
+        std::env::var("KAFKA_BENCH_GRANULARITY").unwrap_or_else(|_| "partition".into());
+    let window_polls = env("KAFKA_BENCH_WINDOW_POLLS", 20) as u32;
+    let window = poll_every * window_polls;
+    // KAFKA_BENCH_LAGWATCH: another build of lagwatch, to compare builds.
+    let bin = std::env::var("KAFKA_BENCH_LAGWATCH")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_lagwatch").to_string());
+    let daemon = common::Daemon::start_binary(std::path::Path::new(&bin), &format!(
+        "http:\n  listen: 127.0.0.1:0\nlog:\n  level: warn\nmetrics:\n  granularity: {granularity}\nanalysis:\n  window: {}ms\nsources:\n  - name: bench\n    kafka:\n      bootstrap_servers: [\"{b}\"]\n      poll_interval: {daemon_poll}\n      request_timeout: 30s\n      batch_offset_fetch: {batch}\n",
         window.as_millis()
-    ));
-    let pid = daemon.pid().expect("pid").to_string();
+    ), &[]);
+    let started = Instant::now();
+    let _peer_dir = tempfile::tempdir().expect("temp dir");
+    let mut peer_child = std::env::var("KAFKA_BENCH_PEER").ok().map(|bin| {
+        let port = common::free_port();
+        let path = _peer_dir.path().join("klag.toml");
+        std::fs::write(&path, peer_config(b, &daemon_poll, &granularity, port))
+            .expect("write the peer's config");
+        let child = std::process::Command::new(&bin)
+            .arg("--config")
+            .arg(&path)
+            .args(["--log-level", "warn"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start the peer {bin}: {e}"));
+        (child, port)
+    });
+    let mut all = vec![Measured::new(
+        "lagwatch",
+        daemon.pid().expect("pid"),
+        daemon.addr.clone(),
+    )];
+    if let Some((child, port)) = &peer_child {
+        all.push(Measured::new(
+            "klag-exporter",
+            child.id(),
+            format!("127.0.0.1:{port}"),
+        ));
+    }
+    eprintln!(
+        "daemon: granularity {granularity}, {daemon_poll} polls, window {window:?} ({} points per ring){}",
+        window_polls + 3,
+        if all.len() > 1 { ", klag-exporter beside it" } else { "" }
+    );
     // Polls are counted off the small /api/v1/sources answer (its `last_poll`),
     // once a second: scraping the multi-megabyte /metrics to watch for them
     // would bill the scrapes to the polls.
@@ -295,70 +448,105 @@ fn main() {
         v["sources"][0]["last_poll"].as_str().map(str::to_string)
     };
     let mut seen = None;
-    let mut wait_poll = |what: &str, timeout: Duration| {
+    let mut wait_poll = |all: &mut Vec<Measured>, what: &str, timeout: Duration| {
         let start = Instant::now();
         loop {
+            for m in all.iter_mut() {
+                m.sample();
+            }
             let now = last_poll(&daemon);
             if now.is_some() && now != seen {
                 seen = now;
                 return;
             }
             assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_secs(1));
-        }
-    };
-    wait_poll("the first daemon poll", Duration::from_secs(120));
-    let fill = Instant::now();
-    for _ in 0..23 {
-        wait_poll("a daemon poll filling the rings", Duration::from_secs(300));
-    }
-    eprintln!(
-        "daemon: history rings full (23 points, window {window:?} at a {poll_every:?} poll) after {:.0?}",
-        fill.elapsed()
-    );
-    // Resident memory sampled once a second over the measured polls: the low
-    // is between polls (the steady state), the high during one.
-    let c0 = cpu(&pid);
-    let measured = 6u32;
-    let (mut low, mut high) = (f64::MAX, 0.0_f64);
-    for _ in 0..measured {
-        let start = Instant::now();
-        loop {
-            let (now, _) = rss(&pid);
-            low = low.min(now);
-            high = high.max(now);
-            let polled = last_poll(&daemon);
-            if polled.is_some() && polled != seen {
-                seen = polled;
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(300),
-                "timed out waiting for a poll"
-            );
             std::thread::sleep(Duration::from_millis(250));
         }
+    };
+
+    // The first 65 s, from empty histories (the run).
+    let first = Duration::from_secs(65);
+    while started.elapsed() < first {
+        for m in all.iter_mut() {
+            m.sample();
+        }
+        std::thread::sleep(Duration::from_millis(250));
     }
-    let c1 = cpu(&pid);
-    let (n0, n1) = (0u32, measured);
-    let mut scrape = Vec::new();
-    let mut size = 0;
-    for _ in 0..5 {
-        let s = Instant::now();
-        let body = daemon.metrics();
-        scrape.push(s.elapsed());
-        size = body.len();
+    println!("\nside by side, {granularity} granularity, {daemon_poll} polls, same cluster:\n");
+    println!("| first 65 s (empty histories) | CPU | RSS at 65 s | peak RSS (VmHWM) |");
+    println!("|---|---|---|---|");
+    for m in &all {
+        let (now, hwm) = rss(&m.pid);
+        println!(
+            "| {} | {:.2} s | {now:.1} MiB | {hwm:.1} MiB |",
+            m.name,
+            cpu(&m.pid).as_secs_f64()
+        );
     }
-    let (_, d_peak) = rss(&pid);
-    let c2 = cpu(&pid);
-    println!(
-        "daemon: CPU {:.0?} per poll (over {} polls, scrapes excluded), RSS {low:.1} MiB between polls, {high:.1} MiB at most during one (VmHWM {d_peak:.1} MiB), /metrics {:.1} MiB scraped in {:.0?} mean (5 scrapes cost {:.0?} CPU)",
-        (c1 - c0) / (n1 - n0).max(1),
-        n1 - n0,
-        size as f64 / 1048576.0,
-        avg(&scrape),
-        c2 - c1,
+
+    // Steady state: the rings full, then `measured` polls of lagwatch, and
+    // every process over the same span.
+    let fill = window_polls + 3;
+    while started.elapsed() < poll_every * (fill + 1) {
+        wait_poll(
+            &mut all,
+            "a daemon poll filling the rings",
+            Duration::from_secs(300),
+        );
+    }
+    eprintln!(
+        "daemon: history rings full ({fill} points) after {:.0?}",
+        started.elapsed()
     );
+    let (sum0, count0) = poll_durations(&all[0]);
+    wait_poll(&mut all, "a daemon poll", Duration::from_secs(300));
+    for m in all.iter_mut() {
+        m.low = f64::MAX;
+        m.high = 0.0;
+    }
+    let c0: Vec<Duration> = all.iter().map(|m| cpu(&m.pid)).collect();
+    let span = Instant::now();
+    let measured = 6u32;
+    for _ in 0..measured {
+        wait_poll(&mut all, "a daemon poll", Duration::from_secs(300));
+    }
+    let c1: Vec<Duration> = all.iter().map(|m| cpu(&m.pid)).collect();
+    let span = span.elapsed();
+    let (sum1, count1) = poll_durations(&all[0]);
+    println!(
+        "\n| steady state, {measured} polls ({span:.0?}) | CPU per {daemon_poll} | RSS between polls | RSS at most during one | peak RSS (VmHWM) | /metrics scrape (gzip accepted) | /metrics size |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (i, m) in all.iter().enumerate() {
+        let mut scrapes = Vec::new();
+        let mut size = (0, 0, 0);
+        for _ in 0..3 {
+            let (wall, wire, plain, lines) = m.scrape();
+            scrapes.push(wall);
+            size = (wire, plain, lines);
+        }
+        let (_, hwm) = rss(&m.pid);
+        println!(
+            "| {} | {:.0} ms | {:.1} MiB | {:.1} MiB | {hwm:.1} MiB | {:.0?} mean of 3 | {:.1} MiB on the wire, {:.1} MiB, {} lines |",
+            m.name,
+            (c1[i] - c0[i]).as_secs_f64() * 1000.0 / f64::from(measured),
+            m.low,
+            m.high,
+            scrapes.iter().sum::<Duration>() / 3,
+            size.0 as f64 / 1048576.0,
+            size.1 as f64 / 1048576.0,
+            size.2,
+        );
+    }
+    let n = (count1 - count0).max(1.0);
+    println!(
+        "\nlagwatch poll wall (lagwatch_poll_duration_seconds): mean {:.0} ms over {n} polls",
+        (sum1 - sum0) * 1000.0 / n
+    );
+    if let Some((child, _)) = peer_child.as_mut() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 /// The cost of exact time lag (`analysis.exact_time_lag`): every fixture group

@@ -2,7 +2,7 @@
 //! restarted when the key's counters reset, and expiry of keys that vanished.
 //! Pure data: no clock reads; every time is a parameter.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use crate::model::{ConsumerKey, Millis, Sample, SourceId};
 
@@ -500,7 +500,7 @@ const MIN_CAPACITY: usize = 2;
 /// The history of every key, owned by the engine alone.
 #[derive(Clone, Debug)]
 pub struct History {
-    keys: HashMap<ConsumerKey, KeyHistory>,
+    keys: crate::model::FastMap<ConsumerKey, KeyHistory>,
     capacity: usize,
 }
 
@@ -508,7 +508,7 @@ impl History {
     /// `capacity` points per key; see `analysis::Settings::capacity_for`.
     pub fn new(capacity: usize) -> Self {
         Self {
-            keys: HashMap::new(),
+            keys: crate::model::FastMap::default(),
             capacity: capacity.max(MIN_CAPACITY),
         }
     }

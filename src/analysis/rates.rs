@@ -74,12 +74,26 @@ pub fn slope(
     enough: Enough,
     f: impl Fn(&Point) -> Option<f64>,
 ) -> Option<f64> {
+    slope_indexed(points, from, to, enough, |_, p| f(p))
+}
+
+/// [`slope`] with the value a function of the point and its index in the ring.
+fn slope_indexed(
+    points: &VecDeque<Point>,
+    from: usize,
+    to: usize,
+    enough: Enough,
+    f: impl Fn(usize, &Point) -> Option<f64>,
+) -> Option<f64> {
     let first = points.get(from)?;
     let last = points.get(to.checked_sub(1)?)?;
     if to - from < enough.min_samples || last.at.0 - first.at.0 < enough.min_span_ms {
         return None;
     }
-    fit(points.range(from..to).map(|p| Some((p.at.0, f(p)?))))
+    fit(points
+        .range(from..to)
+        .enumerate()
+        .map(|(k, p)| Some((p.at.0, f(from + k, p)?))))
 }
 
 /// The least-squares slope, per second, of (time ms, value) pairs; None if any
@@ -158,21 +172,17 @@ pub fn rates(
     let run = committed_run(points, w, head.unwrap_or(0.0), skips);
     let no_commit = trailing_uncommitted(points, w);
     // The run's committed and lag with the skips taken out.
-    let adjusted = |value: &dyn Fn(&Point, i64) -> f64| -> Vec<(i64, f64)> {
-        (run.start..w.end)
-            .filter_map(|i| {
-                let p = points.get(i)?;
-                Some((p.at.0, value(p, run.skipped_until(i))))
-            })
-            .collect()
+    let adjusted = |value: &dyn Fn(&Point, i64) -> f64| -> Option<f64> {
+        slope_indexed(points, run.start, w.end, enough, |i, p| {
+            Some(value(p, run.skipped_until(i)))
+        })
     };
     let consume = if no_commit == w.start && w.end > w.start {
         // Never committed in the window: nothing consumed, once the window
         // holds enough points to say so at all.
         slope(points, w.start, w.end, enough, |_| Some(0.0))
     } else {
-        let c = adjusted(&|p, skipped| p.committed.unwrap_or(0) as f64 - skipped as f64);
-        slope_of(&c, enough)
+        adjusted(&|p, skipped| p.committed.unwrap_or(0) as f64 - skipped as f64)
     };
     // Lag is fitted over the same run as committed: a rewind makes lag jump,
     // and a slope across the jump would be the "wild spike" we must not show;
@@ -181,10 +191,7 @@ pub fn rates(
     let lag_growth = if no_commit < w.end {
         slope(points, no_commit, w.end, enough, |p| Some(p.lag as f64))
     } else {
-        slope_of(
-            &adjusted(&|p, skipped| p.lag as f64 + skipped as f64),
-            enough,
-        )
+        adjusted(&|p, skipped| p.lag as f64 + skipped as f64)
     };
     let produce = match kind {
         KeyKind::Jetstream { filtered: true } => consume.zip(lag_growth).map(|(c, g)| c + g),
@@ -296,16 +303,6 @@ pub fn committed_run(
         pairs += 1;
     }
     run
-}
-
-/// Least-squares slope, per second, of (time ms, value) pairs; None when they
-/// are too few or span too little. As [`slope`], for series computed on the fly.
-fn slope_of(xy: &[(i64, f64)], enough: Enough) -> Option<f64> {
-    let (first, last) = (xy.first()?, xy.last()?);
-    if xy.len() < enough.min_samples || last.0 - first.0 < enough.min_span_ms {
-        return None;
-    }
-    fit(xy.iter().map(|&p| Some(p)))
 }
 
 fn trailing_uncommitted(points: &VecDeque<Point>, w: Window) -> usize {

@@ -44,7 +44,7 @@ pub struct Engine {
     order: Vec<SourceId>,
     history: History,
     settings: Settings,
-    groups: HashMap<GroupKey, GroupState>,
+    groups: crate::model::FastMap<GroupKey, GroupState>,
     recommend: recommend::Resolver,
     alerts: Option<Alerts>,
     incidents: Arc<Vec<Incident>>,
@@ -153,7 +153,7 @@ impl Engine {
             order,
             history: History::new(cfg.ring),
             settings: cfg.analysis,
-            groups: HashMap::new(),
+            groups: crate::model::FastMap::default(),
             recommend: cfg.recommend,
             alerts: cfg.alerts,
             incidents: Arc::default(),
@@ -353,7 +353,10 @@ impl Engine {
         if !e.enabled {
             return;
         }
-        let now = exact_wanted(partitions, e.max_error.as_secs_f64());
+        // Room for caught-up keys among the lagging ones; the source reads at
+        // most `max_per_poll`. Keys past the cap are neither asked nor kept.
+        let cap = e.max_per_poll.saturating_mul(4);
+        let now = exact_wanted(partitions, e.max_error.as_secs_f64(), cap);
         sticky.retain(|_, left| {
             *left = left.saturating_sub(1);
             *left > 0
@@ -370,9 +373,7 @@ impl Engine {
             .collect();
         rest.sort();
         keys.extend(rest);
-        // Room for caught-up keys among the lagging ones; the source reads at
-        // most `max_per_poll`.
-        keys.truncate(e.max_per_poll.saturating_mul(4));
+        keys.truncate(cap);
         if !(keys.is_empty() && tx.borrow().is_empty()) {
             tx.send_replace(Arc::new(ExactRequest {
                 keys,
@@ -659,7 +660,7 @@ fn group_views(
 /// The keys whose time lag interpolation cannot give within `max_error`:
 /// unknown and extrapolated first (oldest lower bound first), then
 /// interpolations by their error.
-fn exact_wanted(partitions: &[PartitionView], max_error: f64) -> Vec<ConsumerKey> {
+fn exact_wanted(partitions: &[PartitionView], max_error: f64, cap: usize) -> Vec<ConsumerKey> {
     let mut wanted: Vec<(u8, f64, &ConsumerKey)> = partitions
         .iter()
         .filter(|p| p.sample.lag > 0 && p.sample.committed.is_some())
@@ -679,7 +680,19 @@ fn exact_wanted(partitions: &[PartitionView], max_error: f64) -> Vec<ConsumerKey
             Some((rank.0, rank.1, &p.sample.key))
         })
         .collect();
-    wanted.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
+    let order = |a: &(u8, f64, &ConsumerKey), b: &(u8, f64, &ConsumerKey)| {
+        // Ties in key order, as the partitions come: the same choice at
+        // every poll.
+        a.0.cmp(&b.0)
+            .then(b.1.total_cmp(&a.1))
+            .then_with(|| a.2.cmp(b.2))
+    };
+    // The `cap` most needed, in order (at a large cluster most keys qualify).
+    if wanted.len() > cap && cap > 0 {
+        wanted.select_nth_unstable_by(cap - 1, order);
+    }
+    wanted.truncate(cap);
+    wanted.sort_by(order);
     wanted.into_iter().map(|(_, _, k)| k.clone()).collect()
 }
 

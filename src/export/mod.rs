@@ -424,7 +424,7 @@ fn render_partitions(w: &mut Writer, sources: &[SourceView], granularity: &[Gran
             }
             for p in src.partitions.iter() {
                 if let Some(v) = value(p) {
-                    let part = p.sample.key.partition.unwrap_or(-1).to_string();
+                    let part = Int::new(i64::from(p.sample.key.partition.unwrap_or(-1)));
                     let labels = [
                         ("source", src.id.as_str()),
                         ("system", "kafka"),
@@ -620,15 +620,53 @@ fn write_series(
     }
     out.push(' ');
     if value.fract() == 0.0 && value.abs() < 1e15 {
-        let _ = write!(out, "{}", value as i64);
+        out.push_str(Int::new(value as i64).as_str());
     } else {
         let _ = write!(out, "{value}");
     }
     out.push('\n');
 }
 
+/// An integer in decimal, formatted without `core::fmt` (the body has
+/// hundreds of thousands of them per snapshot).
+struct Int {
+    buf: [u8; 20],
+    start: usize,
+}
+
+impl Int {
+    fn new(v: i64) -> Int {
+        let mut buf = [0u8; 20];
+        let mut start = buf.len();
+        let mut n = v.unsigned_abs();
+        loop {
+            start -= 1;
+            buf[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if v < 0 {
+            start -= 1;
+            buf[start] = b'-';
+        }
+        Int { buf, start }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and '-' were written.
+        std::str::from_utf8(&self.buf[self.start..]).unwrap_or("0")
+    }
+}
+
 /// Escapes a label value per the text exposition format.
 pub fn escape_label(out: &mut String, v: &str) {
+    // Almost every value needs no escaping: copy it whole.
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.push_str(v);
+        return;
+    }
     for c in v.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -641,7 +679,26 @@ pub fn escape_label(out: &mut String, v: &str) {
 
 #[cfg(test)]
 mod escape_tests {
-    use super::escape_label;
+    use super::{escape_label, Int};
+
+    #[test]
+    fn integers_are_written_as_core_fmt_writes_them() {
+        for v in [
+            0,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            -12_345,
+            i64::MAX,
+            i64::MIN,
+            999_999_999_999_999,
+        ] {
+            assert_eq!(Int::new(v).as_str(), v.to_string());
+        }
+    }
 
     /// The text format's unescaping of a label value, as Prometheus' parser
     /// does it (`\\`, `\"`, `\n`); None where the escaped text could not

@@ -416,10 +416,16 @@ impl Daemon {
     /// As [`Daemon::start`], with extra environment variables (e.g.
     /// `LAGWATCH_FAULT`, see src/fault.rs).
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        Self::start_binary(Path::new(env!("CARGO_BIN_EXE_lagwatch")), config, env)
+    }
+
+    /// As [`Daemon::start_with_env`], with another build of lagwatch (a
+    /// benchmark comparing builds).
+    pub fn start_binary(bin: &Path, config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("lagwatch.yaml");
         std::fs::write(&path, config).expect("write config");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+        let mut child = Command::new(bin)
             .args(["run", "--config"])
             .arg(&path)
             .envs(env.iter().copied())
