@@ -6,6 +6,7 @@ pub mod advisories;
 pub mod exact;
 pub mod jetstream;
 pub mod kafka;
+pub mod names;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

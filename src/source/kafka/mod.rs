@@ -98,6 +98,8 @@ pub struct KafkaPoller {
     direct: Arc<Mutex<direct::Direct>>,
     direct_unsupported: bool,
     direct_backoff: Backoff,
+    /// Group and topic names shared with the previous polls.
+    names: crate::source::names::Names,
 }
 
 impl std::fmt::Debug for KafkaPoller {
@@ -161,6 +163,7 @@ impl KafkaPoller {
             direct: Arc::default(),
             direct_unsupported: false,
             direct_backoff: Backoff::default(),
+            names: crate::source::names::Names::default(),
         }
     }
 
@@ -436,6 +439,7 @@ impl Poller for KafkaPoller {
                 o.trace.log(&self.id);
                 self.last_trace = Some(o.trace);
                 let mut data = o.data;
+                self.names.intern(&mut data);
                 self.retention_of(refresh, o.configs, &mut data);
                 Ok(data)
             }
