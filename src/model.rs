@@ -6,11 +6,28 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 /// The configured name of one source (a Kafka cluster or a NATS connection).
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Clone, Debug, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
+#[allow(
+    clippy::derived_hash_with_manual_eq,
+    reason = "equality is the bytes' equality with a pointer shortcut, as the hash"
+)]
 pub struct SourceId(Arc<str>);
+
+/// Two names are equal when they are one string or hold the same bytes.
+/// `Arc`'s own equality skips the pointer check for unsized `str`; the engine
+/// compares 50,000 keys a poll, mostly with the copy it already holds (see
+/// `source::names`), so checking the pointer first saves reading the bytes.
+#[inline]
+pub fn same_name(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+impl PartialEq for SourceId {
+    fn eq(&self, other: &Self) -> bool {
+        same_name(&self.0, &other.0)
+    }
+}
 
 impl SourceId {
     pub fn new(name: &str) -> Self {
@@ -56,8 +73,10 @@ impl fmt::Display for System {
 ///
 /// JetStream consumer names are unique per stream only, so the stream is part
 /// of the identity there; for Kafka `scope` is `None`.
-#[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+#[derive(Clone, Debug, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[allow(
+    clippy::derived_hash_with_manual_eq,
+    reason = "equality is the fields' equality with a pointer shortcut, as the hash"
 )]
 pub struct GroupKey {
     pub source: SourceId,
@@ -65,6 +84,18 @@ pub struct GroupKey {
     pub scope: Option<Arc<str>>,
     /// Kafka: the consumer group id. JetStream: the consumer name.
     pub group: Arc<str>,
+}
+
+impl PartialEq for GroupKey {
+    fn eq(&self, other: &Self) -> bool {
+        same_name(&self.group, &other.group)
+            && self.source == other.source
+            && match (&self.scope, &other.scope) {
+                (Some(a), Some(b)) => same_name(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+    }
 }
 
 /// A hash map for the engine's per-key state (50,000 keys at a large cluster,
@@ -75,13 +106,25 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::quality::Rand
 
 /// The finest unit lag is measured on: a Kafka (group, topic, partition) or a
 /// JetStream (stream, consumer), which has no partitions.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Eq, Hash, PartialOrd, Ord)]
+#[allow(
+    clippy::derived_hash_with_manual_eq,
+    reason = "equality is the fields' equality with a pointer shortcut, as the hash"
+)]
 pub struct ConsumerKey {
     pub group: GroupKey,
     /// Kafka: topic. JetStream: stream.
     pub topic: Arc<str>,
     /// Kafka: partition. JetStream: None.
     pub partition: Option<i32>,
+}
+
+impl PartialEq for ConsumerKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.partition == other.partition
+            && same_name(&self.topic, &other.topic)
+            && self.group == other.group
+    }
 }
 
 /// Keys whose oldest unconsumed message the source should read the broker's
@@ -539,5 +582,49 @@ impl<T> PerGroup<T> {
             .iter()
             .find(|(re, _)| re.is_match(&group.group))
             .map_or(&self.default, |(_, t)| t)
+    }
+}
+
+#[cfg(test)]
+mod key_equality_tests {
+    use super::*;
+
+    fn key(
+        source: &str,
+        scope: Option<&str>,
+        group: &str,
+        topic: &str,
+        p: Option<i32>,
+    ) -> ConsumerKey {
+        ConsumerKey {
+            group: GroupKey {
+                source: SourceId::new(source),
+                scope: scope.map(Arc::from),
+                group: Arc::from(group),
+            },
+            topic: Arc::from(topic),
+            partition: p,
+        }
+    }
+
+    #[test]
+    fn keys_are_equal_by_content_whether_or_not_they_share_their_strings() {
+        let a = key("k", None, "billing", "orders", Some(1));
+        assert_eq!(a, a.clone(), "shared strings");
+        assert_eq!(a, key("k", None, "billing", "orders", Some(1)), "copies");
+        for other in [
+            key("j", None, "billing", "orders", Some(1)),
+            key("k", Some("orders"), "billing", "orders", Some(1)),
+            key("k", None, "billin", "orders", Some(1)),
+            key("k", None, "billing", "order", Some(1)),
+            key("k", None, "billing", "orders", Some(2)),
+            key("k", None, "billing", "orders", None),
+        ] {
+            assert_ne!(a, other);
+            assert_ne!(other, a);
+        }
+        let js = key("n", Some("ORDERS"), "worker", "ORDERS", None);
+        assert_eq!(js, key("n", Some("ORDERS"), "worker", "ORDERS", None));
+        assert_ne!(js, key("n", Some("PAYMENTS"), "worker", "ORDERS", None));
     }
 }

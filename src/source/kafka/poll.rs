@@ -175,20 +175,27 @@ impl Poll<'_> {
         if let (Some(fetcher), false, true) =
             (&self.plan.fetcher, self.plan.exact.is_empty(), allowed)
         {
-            let lagging: HashMap<&ConsumerKey, &Sample> = samples
-                .iter()
-                .filter(|s| s.lag > 0)
-                .map(|s| (&s.key, s))
-                .collect();
-            // In the engine's order, the lagging ones not known yet, at most
-            // the budget.
-            let wanted: Vec<timestamps::At> = self
+            // The engine asks for a few hundred keys of up to 50,000 samples:
+            // look the samples up among the asked keys, not the other way.
+            let asked: crate::model::FastMap<&ConsumerKey, usize> = self
                 .plan
                 .exact
                 .keys
                 .iter()
-                .filter_map(|k| lagging.get(k))
-                .filter_map(|s| Some((s.key.topic.clone(), s.key.partition?, oldest(s)?)))
+                .enumerate()
+                .map(|(i, k)| (k, i))
+                .collect();
+            let mut lagging: Vec<(usize, &Sample)> = samples
+                .iter()
+                .filter(|s| s.lag > 0)
+                .filter_map(|s| asked.get(&s.key).map(|i| (*i, s)))
+                .collect();
+            lagging.sort_by_key(|(i, _)| *i);
+            // In the engine's order, the lagging ones not known yet, at most
+            // the budget.
+            let wanted: Vec<timestamps::At> = lagging
+                .into_iter()
+                .filter_map(|(_, s)| Some((s.key.topic.clone(), s.key.partition?, oldest(s)?)))
                 .filter(|at| cache.get(at).is_none())
                 .take(self.plan.exact.budget)
                 .collect();

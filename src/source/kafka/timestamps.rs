@@ -32,7 +32,7 @@ pub(super) type Fetcher = BaseConsumer<LagwatchContext>;
 /// lagging (partition, position); [`CACHE_MAX`] bounds it besides.
 #[derive(Debug, Default)]
 pub(super) struct Cache {
-    read: HashMap<At, Millis>,
+    read: crate::model::FastMap<At, Millis>,
     pub backoff: exact::Backoff,
 }
 
